@@ -1,0 +1,3 @@
+from dvtr_bench.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""One module per ``dvtr`` subcommand. Commands parse options, call the library and render progress."""

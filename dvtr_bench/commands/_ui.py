@@ -1,0 +1,75 @@
+"""Terminal rendering shared by the commands: one console, progress bars fed by library callbacks."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Callable, Iterator, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn, TaskID,
+                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+from dvtr_bench.errors import ConfigError, DvtrError, InputError
+from dvtr_bench.progress import Progress, ProgressFn
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def progress_bars(transient: bool = False) -> Iterator[ProgressFn]:
+    """Yield a :data:`ProgressFn` that draws one rich bar per task name, with ETA and extra figures."""
+    bars = RichProgress(
+        SpinnerColumn(), TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+        console=err_console, transient=transient, disable=not err_console.is_terminal and _quiet_when_piped(),
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def report(ev: Progress) -> None:
+        if ev.task not in tasks:
+            tasks[ev.task] = bars.add_task(ev.task, total=ev.total, info="")
+        tid = tasks[ev.task]
+        info = "  ".join(f"{k} {_fmt(v)}" for k, v in ev.info.items())
+        kwargs = {"info": info}
+        if ev.total is not None:
+            kwargs["total"] = ev.total
+        if ev.completed is not None:
+            bars.update(tid, completed=ev.completed, **kwargs)
+        else:
+            bars.update(tid, advance=ev.advance or 0, **kwargs)
+
+    with bars:
+        yield report
+
+
+def _quiet_when_piped() -> bool:
+    # Progress bars in CI logs are noise; keep them only on a terminal.
+    return True
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def run_cli(fn: Callable[[], T]) -> T:
+    """Run a library call, turning dvtr's own errors into a red message and a meaningful exit code."""
+    try:
+        return fn()
+    except (InputError, ConfigError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except DvtrError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+
+
+def exit_with(code: int) -> None:
+    """Exit the command with ``code`` (0 ok, 1 failed, 2 bad input, 3 partial)."""
+    raise click.exceptions.Exit(code)

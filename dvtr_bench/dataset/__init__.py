@@ -1,0 +1,1 @@
+"""The dataset build pipeline: jobs per source video, executors, splits, audit and Hub layout."""

@@ -1,0 +1,33 @@
+"""Progress reporting without printing.
+
+Library functions that run for long accept an optional ``progress`` callback and call it with
+:class:`Progress` events; the CLI turns those into rich progress bars. The library never prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress update.
+
+    ``task`` names a bar ("videos", "clips", "train", ...). ``completed`` and ``total`` are in the
+    task's own unit; ``total`` is None when unknown. ``advance`` is an increment instead of an absolute
+    value when ``completed`` is None. ``info`` carries extra figures to show (loss, fps, ...).
+    """
+
+    task: str
+    completed: Optional[float] = None
+    total: Optional[float] = None
+    advance: Optional[float] = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def no_progress(_: Progress) -> None:
+    """The default callback: ignore every event."""

@@ -1,0 +1,1 @@
+"""Protocol v1: constants, metrics engine, evaluation runner and result records."""

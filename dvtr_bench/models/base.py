@@ -1,0 +1,224 @@
+"""The one interface every retrieval method implements, and the frame preprocessing contract.
+
+The trainer, the evaluation runner and the protocol only ever talk to a :class:`RetrievalMethod`:
+
+* ``tokenize(captions)`` -> ``LongTensor[B, MAX_TOKENS]`` (protocol v1: 32 tokens incl. start/end).
+* ``encode_text(tokens)`` / ``encode_video(frames, frame_mask)`` -> :data:`Embedding`, a dict of tensors that are
+  all batch-first, so blocks of embeddings can be concatenated along dim 0 or all-gathered across processes
+  without knowing what is inside.
+* ``score(text, video)`` -> ``Tensor[n_text, n_video]``; higher means more similar. A score depends only on
+  its (text, video) pair and the frozen model (protocol v1), unless ``transductive`` is True.
+* ``loss(text, video)`` -> ``{"loss": total, ...named terms}``; text ``i`` matches video ``i``.
+* ``param_groups()`` -> backbone parameters vs. new-module parameters (they get different learning rates), each
+  split into decayed / not decayed.
+
+Transductive scoring (MSAM as released, option ``transductive_scoring=True``): the score of a pair also depends on
+the other captions scored with it. Such a method sets ``transductive = True`` and ``eval_text_block`` (the number
+of captions the release scores together); the runner must then score consecutive blocks of exactly
+``eval_text_block`` captions (in dataset order, the last block may be shorter) with ``score_batch`` against the
+videos. :meth:`RetrievalMethod.score_all` does exactly that, chunked, for both kinds of method.
+
+Frames: a dataset stores the protocol frames as uint8 RGB images, short side 224. :class:`FrameSpec` (``method.
+frame_spec``) turns them into model input: resize the short side to the model's ``image_size`` when it differs,
+center-crop to ``image_size`` x ``image_size``, scale to [0, 1] and normalise with the backbone's mean/std.
+``FrameSpec`` is a small frozen dataclass, so data-loader worker processes can receive it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dvtr_bench.protocol import v1
+
+Embedding = dict[str, torch.Tensor]
+"""What ``encode_text`` / ``encode_video`` return: named tensors, every one batch-first."""
+
+LOGIT_SCALE_MAX = float(np.log(100.0))  # CLIP, CLIP4Clip and X-Pool clamp exp(logit_scale) at 100
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """How stored uint8 RGB frames become the model's input tensor.
+
+    ``image_size`` is the square side the backbone expects; ``mean``/``std`` are per RGB channel in [0, 1] units;
+    ``interpolation`` is used only when the stored short side differs from ``image_size``.
+    """
+
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+
+    def __call__(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """uint8 ``[..., H, W, 3]`` (channels last, as decoded) -> float32 ``[..., 3, S, S]`` normalised."""
+        x = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
+        if x.dtype != torch.uint8 or x.ndim < 3 or x.shape[-1] != 3:
+            raise ValueError(f"expected uint8 frames shaped [..., H, W, 3], got {tuple(x.shape)} {x.dtype}")
+        lead = x.shape[:-3]
+        h, w = int(x.shape[-3]), int(x.shape[-2])
+        x = x.reshape(-1, h, w, 3).permute(0, 3, 1, 2).float().div_(255.0)
+        s = self.image_size
+        if min(h, w) != s:
+            scale = s / min(h, w)
+            nh, nw = max(s, round(h * scale)), max(s, round(w * scale))
+            x = F.interpolate(x, size=(nh, nw), mode=self.interpolation, align_corners=False, antialias=True)
+            x = x.clamp_(0.0, 1.0)
+            h, w = nh, nw
+        top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+        x = x[:, :, top:top + s, left:left + s]
+        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
+        x = (x - mean) / std
+        return x.reshape(*lead, 3, s, s).contiguous()
+
+    def from_images(self, images: Sequence[Any]) -> torch.Tensor:
+        """A clip's frames as PIL images or HWC uint8 arrays -> float32 ``[T, 3, S, S]``.
+
+        All frames of a clip share one size (they were stored by one build), so they are stacked first.
+        """
+        arrays = [np.asarray(im.convert("RGB")) if hasattr(im, "convert") else np.asarray(im) for im in images]
+        return self(np.stack(arrays))
+
+
+def pad_clip(frames: torch.Tensor, num_frames: int = v1.NUM_FRAMES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad (with zeros) or keep a clip's ``[T, 3, S, S]`` frames to ``num_frames``; returns (frames, frame_mask).
+
+    Protocol v1 stores exactly 12 frames, but other datasets (or a shorter clip) may have fewer; padded slots are
+    masked out by every method, so their content can never change a score.
+    """
+    t = frames.shape[0]
+    if t > num_frames:
+        raise ValueError(f"clip has {t} frames, more than {num_frames}")
+    mask = torch.zeros(num_frames, dtype=torch.bool)
+    mask[:t] = True
+    if t == num_frames:
+        return frames, mask
+    pad = frames.new_zeros((num_frames - t, *frames.shape[1:]))
+    return torch.cat([frames, pad], dim=0), mask
+
+
+def symmetric_infonce(logits: torch.Tensor) -> torch.Tensor:
+    """CLIP4Clip's ``CrossEn`` applied both ways: mean of text->video and video->text cross-entropy.
+
+    ``logits`` is ``[B, B]`` (texts x videos, already multiplied by the logit scale); pair ``i`` is the positive.
+    """
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+class RetrievalMethod(nn.Module):
+    """Base class of every method. Subclasses set ``name`` and implement the encode / score / loss methods.
+
+    ``backbone`` is a :class:`dvtr_bench.models.backbone.Backbone` (open_clip model + tokenizer + frame spec);
+    every parameter under ``self.backbone`` is a backbone parameter, everything else is a new module.
+    """
+
+    name: ClassVar[str] = ""
+    transductive: bool = False
+    eval_text_block: int | None = None  # set only by transductive methods: captions scored together
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.config: dict[str, Any] = {}  # the method's effective options, recorded in result records
+
+    # ---- preprocessing -------------------------------------------------------------------------------------
+    @property
+    def frame_spec(self) -> FrameSpec:
+        return self.backbone.frame_spec
+
+    @property
+    def image_size(self) -> int:
+        return self.frame_spec.image_size
+
+    def tokenize(self, captions: list[str]) -> torch.Tensor:
+        """Captions -> ``LongTensor[B, MAX_TOKENS]`` (truncated to protocol v1's 32 tokens, end token kept)."""
+        return self.backbone.tokenize(captions)
+
+    # ---- the interface -------------------------------------------------------------------------------------
+    def encode_text(self, tokens: torch.Tensor) -> Embedding:
+        raise NotImplementedError
+
+    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Embedding:
+        """``frames``: float ``[B, T, 3, S, S]`` already preprocessed; ``frame_mask``: bool ``[B, T]``, True = real."""
+        raise NotImplementedError
+
+    def score(self, text: Embedding, video: Embedding) -> torch.Tensor:
+        """``[n_text, n_video]`` scores; for a non-transductive method each depends only on its pair."""
+        raise NotImplementedError
+
+    def score_batch(self, text: Embedding, video: Embedding) -> torch.Tensor:
+        """Scores of one evaluation block. Equal to :meth:`score` unless the method is transductive."""
+        return self.score(text, video)
+
+    def loss(self, text: Embedding, video: Embedding) -> dict[str, torch.Tensor]:
+        """Training loss of a batch where text ``i`` matches video ``i``; ``"loss"`` is the total."""
+        raise NotImplementedError
+
+    # ---- helpers shared by all methods ---------------------------------------------------------------------
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Trainable parameters as ``[{"group": "backbone"|"new", "decay": bool, "names": [...], "params": [...]}]``.
+
+        The trainer gives "backbone" groups the backbone learning rate and "new" groups the method's learning rate,
+        and applies weight decay only where ``decay`` is True: biases, norm weights, scalars such as the logit
+        scale and gates (``ndim < 2``) are not decayed, as in CLIP4Clip and X-Pool. Empty groups are left out.
+        """
+        buckets: dict[tuple[str, bool], tuple[list[str], list[nn.Parameter]]] = {}
+        for pname, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            group = "backbone" if pname.startswith("backbone.") else "new"
+            key = (group, p.ndim >= 2)
+            names, params = buckets.setdefault(key, ([], []))
+            names.append(pname)
+            params.append(p)
+        order = [("backbone", True), ("backbone", False), ("new", True), ("new", False)]
+        return [{"group": g, "decay": d, "names": buckets[(g, d)][0], "params": buckets[(g, d)][1]}
+                for g, d in order if (g, d) in buckets]
+
+    def logit_scale(self) -> torch.Tensor:
+        """exp(learned CLIP logit scale), clamped at 100 in the forward pass (so no trainer hook is needed)."""
+        return self.backbone.logit_scale.clamp(max=LOGIT_SCALE_MAX).exp()
+
+    @torch.no_grad()
+    def score_all(self, text: Embedding, video: Embedding, block: int = 1024) -> torch.Tensor:
+        """The full ``[n_text, n_video]`` score matrix, computed block by block.
+
+        For a transductive method the caption blocks are exactly ``eval_text_block`` long (the release's eval
+        chunks), in the given order; videos never interact, so they are chunked freely.
+        """
+        n_t = _batch_len(text)
+        n_v = _batch_len(video)
+        t_block = self.eval_text_block if self.transductive and self.eval_text_block else block
+        rows = []
+        for i in range(0, n_t, t_block):
+            t = slice_embedding(text, i, i + t_block)
+            cols = [self.score_batch(t, slice_embedding(video, j, j + block)).float().cpu()
+                    for j in range(0, n_v, block)]
+            rows.append(torch.cat(cols, dim=1))
+        return torch.cat(rows, dim=0)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, transductive={self.transductive}"
+
+
+def slice_embedding(emb: Embedding, start: int, stop: int) -> Embedding:
+    """Rows ``start:stop`` of every tensor of an embedding."""
+    return {k: v[start:stop] for k, v in emb.items()}
+
+
+def concat_embeddings(parts: Sequence[Embedding]) -> Embedding:
+    """Concatenate embedding blocks along the batch dimension (e.g. after an all_gather or a loader loop)."""
+    if not parts:
+        raise ValueError("no embeddings to concatenate")
+    return {k: torch.cat([p[k] for p in parts], dim=0) for k in parts[0]}
+
+
+def _batch_len(emb: Embedding) -> int:
+    return int(next(iter(emb.values())).shape[0])

@@ -1,0 +1,216 @@
+"""The protocol v1 metrics engine: exact retrieval metrics from a (captions x clips) score matrix.
+
+Definitions (docs/protocol.md has them as formulas, with worked examples):
+
+* text->video: caption ``i`` has exactly one correct clip ``c(i)``. Its rank is pessimistic:
+  ``rank_i = 1 + #{j != c(i) : S[i, j] >= S[i, c(i)]}`` -- every clip that ties with the correct one is
+  ranked above it, so a constant scorer gets the worst possible rank, never the best.
+* video->text: clip ``j`` is relevant to its own captions ``P_j``. The captions are ranked by ``S[:, j]``;
+  within a tie, other clips' captions come first (pessimistic), own captions keep any order (it does not
+  change a number). With own scores sorted descending ``s_1 >= ... >= s_m`` and
+  ``N_k = #{i not in P_j : S[i, j] >= s_k}``, the k-th own caption sits at position ``k + N_k``.
+  The clip's rank is that of its best own caption, ``1 + N_1``; its AP is ``(1/m) sum_k k / (k + N_k)``.
+* text->video AP has one relevant item, so it is ``1 / rank_i`` (mAP = mean reciprocal rank).
+* R@K = 100 * fraction of queries with rank <= K; MdR / MnR = median / mean rank; mAP = 100 * mean AP;
+  RSum = the sum of the six recalls; mR = RSum / 6.
+* A clip that has no caption cannot be a video->text query (nothing is relevant to it). It stays in the
+  gallery as a text->video distractor, is left out of every video->text figure, and is counted in
+  :attr:`RetrievalResult.n_uncaptioned_clips`.
+
+How it is computed: one pass over row chunks of the score matrix, never a sort of it. For each chunk the
+engine counts, per caption, the clips scoring at least the correct one (text->video), and, per clip and
+per own-caption threshold ``s_k``, the captions of the chunk scoring at least ``s_k`` (video->text, the
+transposed problem accumulated column-wise). Comparisons are exact in the input dtype (float32 stays
+float32; only the chunk in hand is ever copied), so the working memory is ``O(chunk_size * n_clips)`` on
+top of the input, which may be a read-only memory map (see :func:`dvtr_bench.protocol.scores.load_scores`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from dvtr_bench.progress import Progress, ProgressFn
+from dvtr_bench.protocol.v1 import RECALL_KS
+
+METRIC_KEYS: tuple[str, ...] = (
+    "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_meanr", "t2v_map",
+    "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr", "v2t_meanr", "v2t_map",
+    "rsum", "mr",
+)
+RECALL_KEYS: tuple[str, ...] = tuple(f"{d}_r{k}" for d in ("t2v", "v2t") for k in RECALL_KS)
+# True when a larger value is better; the leaderboard and the docs use it to sort and to mark columns.
+HIGHER_IS_BETTER: dict[str, bool] = {k: not (k.endswith("_medr") or k.endswith("_meanr")) for k in METRIC_KEYS}
+
+# Elements of the chunk being compared at a time: 16 Mi elements = 64 MiB of float32 plus 16 MiB of
+# booleans, which keeps 100k x 20k well inside a few GB while staying large enough to be vectorised.
+DEFAULT_CHUNK_ELEMENTS = 1 << 24
+
+
+@dataclass
+class RetrievalResult:
+    """Everything the engine measured, for callers that need more than the summary dict.
+
+    ``t2v_ranks[i]`` is caption ``i``'s pessimistic rank; ``v2t_ranks`` and ``v2t_ap`` are indexed like
+    ``v2t_clips`` (the clips that have at least one caption, ascending).
+    """
+
+    metrics: dict[str, float]
+    t2v_ranks: np.ndarray
+    v2t_clips: np.ndarray
+    v2t_ranks: np.ndarray
+    v2t_ap: np.ndarray
+    n_captions: int
+    n_clips: int
+    n_uncaptioned_clips: int
+    chunk_size: int = field(default=0)
+
+
+def compute_metrics(scores: np.ndarray, caption_to_clip: np.ndarray, chunk_size: Optional[int] = None,
+                    progress: Optional[ProgressFn] = None) -> dict[str, float]:
+    """Protocol v1 metrics of a score matrix.
+
+    Args:
+        scores: ``[n_captions, n_clips]`` real scores, higher = more similar (float32/float64/ints; a
+            ``np.memmap`` is read chunk by chunk). NaN or +-inf raises ``ValueError`` naming the position.
+        caption_to_clip: ``[n_captions]`` integers, the column of each caption's own clip.
+        chunk_size: rows compared at a time; ``None`` picks about 16M elements per chunk. Any value >= 1
+            gives identical results.
+        progress: optional callback, task ``"metrics"`` counted in rows.
+
+    Returns:
+        A dict with exactly the keys of :data:`METRIC_KEYS`: ``t2v_r1 t2v_r5 t2v_r10 t2v_medr t2v_meanr
+        t2v_map v2t_r1 v2t_r5 v2t_r10 v2t_medr v2t_meanr v2t_map rsum mr``. Recalls and mAP are percent
+        (0-100), ranks are 1-based, ``rsum`` is the sum of the six recalls, ``mr`` their mean.
+
+    Raises:
+        ValueError: wrong shapes or dtypes, ``caption_to_clip`` out of range, non-finite scores.
+    """
+    return evaluate(scores, caption_to_clip, chunk_size=chunk_size, progress=progress).metrics
+
+
+def evaluate(scores: np.ndarray, caption_to_clip: np.ndarray, chunk_size: Optional[int] = None,
+             progress: Optional[ProgressFn] = None) -> RetrievalResult:
+    """Like :func:`compute_metrics` but also returns the per-query ranks and APs (a :class:`RetrievalResult`)."""
+    scores, c2c = _validate(scores, caption_to_clip)
+    n_cap, n_clips = scores.shape
+    if chunk_size is None:
+        chunk_size = max(1, DEFAULT_CHUNK_ELEMENTS // n_clips)
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    chunk_size = int(chunk_size)
+
+    # The score of each caption with its own clip: the thresholds of both directions. Read chunk by chunk
+    # so that a memmap is never loaded whole.
+    wdtype = _work_dtype(scores.dtype)
+    correct = np.empty(n_cap, dtype=wdtype)
+    for r0 in range(0, n_cap, chunk_size):
+        r1 = min(n_cap, r0 + chunk_size)
+        correct[r0:r1] = np.asarray(scores[r0:r1], dtype=wdtype)[np.arange(r1 - r0), c2c[r0:r1]]
+
+    # Own captions grouped by clip (CSR layout): flat position p holds caption order[p]; clip j owns
+    # positions starts[j] .. starts[j] + counts[j] - 1, sorted by ascending own score. The k-th best own
+    # caption (k = 1..m) of clip j is therefore at position starts[j] + counts[j] - k.
+    counts = np.bincount(c2c, minlength=n_clips)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    order = np.lexsort((correct, c2c))
+    flat_clip = c2c[order]
+    flat_thr = correct[order]
+    max_caps = int(counts.max())
+    # Level k (0-based) compares clip j's (k+1)-th best own score against the whole column j. Levels past
+    # the first only concern clips with more captions, so only their columns are compared.
+    levels = []
+    for k in range(max_caps):
+        cols = np.flatnonzero(counts > k)
+        pos = starts[cols] + counts[cols] - 1 - k
+        levels.append((cols, pos, flat_thr[pos]))
+
+    t2v_ranks = np.empty(n_cap, dtype=np.int64)
+    ge = np.zeros(n_cap, dtype=np.int64)  # ge[p] = #{all captions i : S[i, clip] >= flat_thr[p]}
+    for r0 in range(0, n_cap, chunk_size):
+        r1 = min(n_cap, r0 + chunk_size)
+        block = np.asarray(scores[r0:r1])
+        if block.dtype != wdtype:
+            block = block.astype(wdtype)
+        if block.dtype.kind == "f" and not np.isfinite(block).all():
+            _raise_non_finite(block, r0)
+        # The correct clip counts itself once, so this is already 1 + #{other clips >= correct}.
+        t2v_ranks[r0:r1] = np.count_nonzero(block >= correct[r0:r1, None], axis=1)
+        for cols, pos, thr in levels:
+            sub = block if cols.size == n_clips else block[:, cols]
+            ge[pos] += np.count_nonzero(sub >= thr[None, :], axis=0)
+        if progress is not None:
+            progress(Progress("metrics", completed=r1, total=n_cap))
+
+    # ge also counted the clip's own captions scoring >= the threshold: with ascending own scores that is
+    # every own position from the first one tied with p to the group's end.
+    idx = np.arange(n_cap)
+    run_start = np.ones(n_cap, dtype=bool)
+    run_start[1:] = (flat_clip[1:] != flat_clip[:-1]) | (flat_thr[1:] != flat_thr[:-1])
+    first_tied = np.maximum.accumulate(np.where(run_start, idx, 0))
+    group_end = starts[flat_clip] + counts[flat_clip]
+    negatives_ge = ge - (group_end - first_tied)
+    k1 = group_end - idx                       # 1-based position among the clip's own captions, best first
+    pos_rank = k1 + negatives_ge               # pessimistic position of this own caption in the clip's list
+    captioned = np.flatnonzero(counts > 0)
+    v2t_ranks = pos_rank[starts[captioned] + counts[captioned] - 1]
+    v2t_ap = np.bincount(flat_clip, weights=k1 / pos_rank, minlength=n_clips)[captioned] / counts[captioned]
+
+    metrics = _summarise(t2v_ranks, 1.0 / t2v_ranks, v2t_ranks, v2t_ap)
+    return RetrievalResult(metrics=metrics, t2v_ranks=t2v_ranks, v2t_clips=captioned, v2t_ranks=v2t_ranks,
+                           v2t_ap=v2t_ap, n_captions=n_cap, n_clips=n_clips,
+                           n_uncaptioned_clips=int(n_clips - captioned.size), chunk_size=chunk_size)
+
+
+def _summarise(t2v_ranks: np.ndarray, t2v_ap: np.ndarray, v2t_ranks: np.ndarray,
+               v2t_ap: np.ndarray) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for d, ranks, ap in (("t2v", t2v_ranks, t2v_ap), ("v2t", v2t_ranks, v2t_ap)):
+        for k in RECALL_KS:
+            out[f"{d}_r{k}"] = float(100.0 * np.count_nonzero(ranks <= k) / ranks.size)
+        out[f"{d}_medr"] = float(np.median(ranks))
+        out[f"{d}_meanr"] = float(np.mean(ranks))
+        out[f"{d}_map"] = float(100.0 * np.mean(ap))
+    out["rsum"] = float(sum(out[k] for k in RECALL_KEYS))
+    out["mr"] = out["rsum"] / len(RECALL_KEYS)
+    return {k: out[k] for k in METRIC_KEYS}
+
+
+def _work_dtype(dtype: np.dtype) -> np.dtype:
+    # float16 arithmetic is slow in numpy; widening it is exact, so comparisons do not change.
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    return dtype
+
+
+def _validate(scores: np.ndarray, caption_to_clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(scores, np.ndarray):
+        scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-D [n_captions, n_clips], got shape {scores.shape}")
+    if scores.dtype.kind not in "fiu":
+        raise ValueError(f"scores must be real numbers (float or int), got dtype {scores.dtype}")
+    n_cap, n_clips = scores.shape
+    if n_cap == 0 or n_clips == 0:
+        raise ValueError(f"scores must have at least one caption and one clip, got shape {scores.shape}")
+    c2c = np.asarray(caption_to_clip)
+    if c2c.shape != (n_cap,):
+        raise ValueError(f"caption_to_clip must have shape ({n_cap},) to match scores {scores.shape}, "
+                         f"got {c2c.shape}")
+    if c2c.dtype.kind not in "iu":
+        raise ValueError(f"caption_to_clip must hold integers, got dtype {c2c.dtype}")
+    bad = np.flatnonzero((c2c < 0) | (c2c >= n_clips))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"caption_to_clip[{i}] = {int(c2c[i])} is outside [0, {n_clips}) "
+                         f"({bad.size} captions out of range)")
+    return scores, c2c.astype(np.int64, copy=False)
+
+
+def _raise_non_finite(block: np.ndarray, row_offset: int) -> None:
+    bad = np.argwhere(~np.isfinite(block))
+    i, j = (int(x) for x in bad[0])
+    raise ValueError(f"scores[{row_offset + i}, {j}] is {block[i, j]!r}: NaN and infinite scores are not "
+                     f"allowed ({bad.shape[0]} non-finite values in rows {row_offset}..{row_offset + block.shape[0] - 1})")

@@ -1,0 +1,406 @@
+"""Result records: one JSON file per (method configuration, dataset, protocol) evaluation.
+
+The format is ``result_record.schema.json`` next to this module (JSON Schema 2020-12, ``schema_version``
+1); docs/protocol.md describes every field. A record's metrics come only from the metrics engine:
+:func:`build_record` loads the saved score matrices, checks their sha256 and runs
+:func:`dvtr_bench.protocol.metrics.evaluate` on them; there is no way to pass numbers in. The leaderboard
+(``dvtr leaderboard --verify``) recomputes them the same way.
+
+Typical use by the trainer, after saving one score file per seed with
+:func:`dvtr_bench.protocol.scores.save_scores`::
+
+    rec = build_record(
+        method="meanP", config=recipe, record_path=out / "record.json",
+        dataset={"name": "dvtr-synth", "fingerprint": dataset_fingerprint(ds["test"])},
+        backbone={"name": "ViT-B-32", "pretrained": "openai"},
+        score_files={0: out / "scores_seed0.npz", 1: out / "scores_seed1.npz", 2: out / "scores_seed2.npz"},
+        transductive=False, zero_shot=False, checkpoint_selection="validation",
+        cost=collect_cost(parameters=151_000_000, gflops_per_clip=53.0, eval_clips_per_s=120.0,
+                          train_time_s=3600.0, peak_memory_mb=9000.0),
+    )
+    write_record(rec, out / "record.json")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from dvtr_bench.errors import InputError
+from dvtr_bench.progress import Progress, ProgressFn
+from dvtr_bench.protocol import v1
+from dvtr_bench.protocol.metrics import METRIC_KEYS, RECALL_KEYS, evaluate
+from dvtr_bench.protocol.scores import load_scores
+from dvtr_bench.provenance import config_hash, git_commit, hardware, package_versions
+
+SCHEMA_VERSION = 1
+KNOWN_PROTOCOLS = (v1.VERSION,)
+CHECKPOINT_SELECTIONS = ("validation", "last_epoch", "none")
+# Recomputed values must match stored ones to this relative tolerance (JSON round-trips floats exactly;
+# the slack only absorbs a different summation order of the mean over seeds).
+REL_TOL = 1e-9
+ABS_TOL = 1e-9
+
+
+@lru_cache(maxsize=1)
+def record_schema() -> dict[str, Any]:
+    """The JSON schema of a result record (a dict)."""
+    text = resources.files("dvtr_bench.protocol").joinpath("result_record.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def collect_cost(parameters: Optional[int], gflops_per_clip: Optional[float], eval_clips_per_s: Optional[float],
+                 train_time_s: Optional[float], peak_memory_mb: Optional[float],
+                 trainable_parameters: Optional[int] = None) -> dict[str, Any]:
+    """The ``cost`` section: the given figures plus this machine's hardware, package versions and git commit.
+
+    ``gflops_per_clip`` (video encoder, one clip of 12 frames) may be None when unknown; ``train_time_s`` is 0
+    for zero-shot runs and the mean over seeds otherwise.
+    """
+    cost: dict[str, Any] = {
+        "parameters": None if parameters is None else int(parameters),
+        "gflops_per_clip": _opt_float(gflops_per_clip),
+        "eval_clips_per_s": _opt_float(eval_clips_per_s),
+        "train_time_s": _opt_float(train_time_s),
+        "peak_memory_mb": _opt_float(peak_memory_mb),
+        "hardware": hardware(),
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+    }
+    if trainable_parameters is not None:
+        cost["trainable_parameters"] = int(trainable_parameters)
+    return cost
+
+
+def summarise_runs(per_seed: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    """``{"n_seeds", "mean", "std"}`` over per-seed metric dicts; std is the sample std (ddof=1), None for one seed."""
+    n = len(per_seed)
+    if n == 0:
+        raise ValueError("no runs to summarise")
+    mean = {k: float(np.mean([m[k] for m in per_seed])) for k in METRIC_KEYS}
+    std = None if n == 1 else {k: float(np.std([m[k] for m in per_seed], ddof=1)) for k in METRIC_KEYS}
+    return {"n_seeds": n, "mean": mean, "std": std}
+
+
+def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str, Any],
+                 backbone: Mapping[str, Any], score_files: Mapping[int, str | os.PathLike[str]],
+                 record_path: str | os.PathLike[str], transductive: bool, zero_shot: bool,
+                 checkpoint_selection: str, cost: Mapping[str, Any], reranked: bool = False,
+                 reranking: Optional[str] = None, run_info: Optional[Mapping[int, Mapping[str, Any]]] = None,
+                 notes: Optional[str] = None, extra: Optional[Mapping[str, Any]] = None,
+                 created_at: Optional[str] = None, chunk_size: Optional[int] = None,
+                 progress: Optional[ProgressFn] = None) -> dict[str, Any]:
+    """Assemble a result record whose metrics are computed here, from the saved score files.
+
+    Args:
+        method: method name as registered (``"meanP"``, ``"MSAM"``, ...).
+        config: the full recipe of the run; its hash is stored as ``config_hash``.
+        dataset: ``{"name", "fingerprint"}`` (+ optional ``"revision"``); ``split`` is always ``"test"`` and
+            ``n_clips`` / ``n_captions`` come from the score files (given values must agree).
+        backbone: ``{"name", "pretrained"}`` (+ optional ``"weights_sha256"``).
+        score_files: seed -> score file (:func:`dvtr_bench.protocol.scores.save_scores`). Zero-shot runs use a
+            single entry (seed 0 by convention). All files must describe the same captions and clips.
+        record_path: where the record will be written; score paths are stored relative to its folder.
+        transductive: the method's scores depend on other test items (``RetrievalMethod.transductive``).
+        zero_shot: no training on the dataset; then ``checkpoint_selection`` must be ``"none"``.
+        checkpoint_selection: ``"validation"`` (best epoch on the validation split), ``"last_epoch"`` or
+            ``"none"``. Selecting on the test split is not representable, on purpose.
+        cost: the ``cost`` section, usually from :func:`collect_cost`; missing ``hardware`` / ``packages`` /
+            ``git_commit`` are filled from this machine.
+        reranked / reranking: test-time re-ranking applied to the saved scores (e.g. ``"dual_softmax"``);
+            such a record is always shown as its own, flagged leaderboard row.
+        run_info: optional seed -> ``{"checkpoint": str, "best_epoch": int}``.
+        notes / extra: free text / free-form dict.
+        created_at: ISO 8601 UTC time; now by default.
+        chunk_size / progress: passed to the metrics engine (progress task ``"metrics"``).
+
+    Returns:
+        The record dict, already validated.
+
+    Raises:
+        InputError: a score file is missing, unreadable or inconsistent with the others, or the assembled
+            record is invalid (the message lists every problem).
+    """
+    if not score_files:
+        raise InputError("build_record needs at least one score file")
+    record_dir = Path(record_path).resolve().parent
+    runs: list[dict[str, Any]] = []
+    first = None
+    n_uncaptioned = 0
+    seeds = sorted(int(s) for s in score_files)
+    for i, seed in enumerate(seeds):
+        path = Path(score_files[seed])
+        sf = load_scores(path, mmap=True)
+        if first is None:
+            first = sf
+        else:
+            if sf.scores.shape != first.scores.shape:
+                raise InputError(f"score matrix of seed {seed} has shape {sf.scores.shape}, seed {seeds[0]} "
+                                 f"has {first.scores.shape}", file=path)
+            if not np.array_equal(sf.caption_to_clip, first.caption_to_clip) or sf.clip_ids != first.clip_ids:
+                raise InputError(f"seed {seed} was scored on different captions or clips than seed {seeds[0]}",
+                                 file=path)
+
+        def _relay(ev: Progress, _i: int = i) -> None:
+            if progress is not None and ev.completed is not None and ev.total:
+                progress(Progress("metrics", completed=_i * ev.total + ev.completed, total=len(seeds) * ev.total,
+                                  info={"seed": seed}))
+
+        try:
+            result = evaluate(sf.scores, sf.caption_to_clip, chunk_size=chunk_size, progress=_relay)
+        except ValueError as exc:
+            raise InputError(str(exc), file=path) from exc
+        n_uncaptioned = result.n_uncaptioned_clips
+        run: dict[str, Any] = {
+            "seed": seed,
+            "metrics": result.metrics,
+            "scores": {"path": _relpath(path, record_dir), "sha256": sf.sha256},
+        }
+        info = (run_info or {}).get(seed, {})
+        for key in ("checkpoint", "best_epoch"):
+            if key in info:
+                run[key] = info[key]
+        runs.append(run)
+    assert first is not None
+
+    ds: dict[str, Any] = {
+        "name": str(dataset.get("name", "")),
+        "fingerprint": str(dataset.get("fingerprint", "")),
+        "split": "test",
+        "n_clips": first.n_clips,
+        "n_captions": first.n_captions,
+        "n_uncaptioned_clips": n_uncaptioned,
+    }
+    for key, actual in (("n_clips", first.n_clips), ("n_captions", first.n_captions)):
+        if key in dataset and int(dataset[key]) != actual:
+            raise InputError(f"dataset says {key}={dataset[key]} but the score files have {actual}")
+    if dataset.get("split", "test") != "test":
+        raise InputError(f"results are reported on the test split, got split={dataset.get('split')!r}")
+    if dataset.get("revision") is not None:
+        ds["revision"] = str(dataset["revision"])
+
+    bb: dict[str, Any] = {"name": str(backbone.get("name", "")), "pretrained": backbone.get("pretrained")}
+    if backbone.get("weights_sha256") is not None:
+        bb["weights_sha256"] = backbone["weights_sha256"]
+
+    cost_out = dict(cost)
+    cost_out.setdefault("hardware", hardware())
+    cost_out.setdefault("packages", package_versions())
+    cost_out.setdefault("git_commit", git_commit())
+
+    from dvtr_bench import __version__
+
+    config_dict = json.loads(json.dumps(config, default=str))
+    rec: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "protocol_version": v1.VERSION,
+        "dataset": ds,
+        "method": method,
+        "config": config_dict,
+        "config_hash": config_hash(config_dict),
+        "backbone": bb,
+        "seeds": seeds,
+        "zero_shot": bool(zero_shot),
+        "checkpoint_selection": checkpoint_selection,
+        "transductive": bool(transductive),
+        "reranked": bool(reranked),
+        "reranking": reranking,
+        "runs": runs,
+        "summary": summarise_runs([r["metrics"] for r in runs]),
+        "cost": cost_out,
+        "dvtr_version": __version__,
+        "created_at": created_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if notes is not None:
+        rec["notes"] = notes
+    if extra is not None:
+        rec["extra"] = json.loads(json.dumps(extra, default=str))
+    problems = validate_record(rec)
+    if problems:
+        raise InputError("invalid result record: " + "; ".join(problems), file=record_path)
+    return rec
+
+
+def validate_record(rec: Any) -> list[str]:
+    """Every problem of a record as a readable sentence; an empty list means valid.
+
+    Checks the JSON schema first, then what a schema cannot say: seeds match the runs, the summary is the
+    mean/std of the runs, RSum and mR add up, recalls grow with K, config_hash is the hash of config, the
+    flags are consistent, and the protocol version is known.
+    """
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(record_schema())
+    problems = [f"{_where(e.absolute_path)}: {e.message}"
+                for e in sorted(validator.iter_errors(rec), key=lambda e: [str(p) for p in e.absolute_path])]
+    if problems or not isinstance(rec, dict):
+        return problems
+
+    if rec["protocol_version"] not in KNOWN_PROTOCOLS:
+        problems.append(f"protocol_version: {rec['protocol_version']!r} is not known to this dvtr "
+                        f"(known: {', '.join(KNOWN_PROTOCOLS)})")
+    run_seeds = [r["seed"] for r in rec["runs"]]
+    if sorted(run_seeds) != sorted(rec["seeds"]) or len(set(run_seeds)) != len(run_seeds):
+        problems.append(f"seeds: {rec['seeds']} do not match the runs' seeds {run_seeds}")
+    if rec["summary"]["n_seeds"] != len(rec["runs"]):
+        problems.append(f"summary.n_seeds: {rec['summary']['n_seeds']} but there are {len(rec['runs'])} runs")
+    for i, run in enumerate(rec["runs"]):
+        problems.extend(_metric_consistency(run["metrics"], f"runs[{i}].metrics"))
+    expected = summarise_runs([r["metrics"] for r in rec["runs"]])
+    for part in ("mean", "std"):
+        got, want = rec["summary"][part], expected[part]
+        if (got is None) != (want is None):
+            problems.append(f"summary.{part}: should be {'null' if want is None else 'set'} for "
+                            f"{len(rec['runs'])} run(s)")
+            continue
+        if want is None:
+            continue
+        for k in METRIC_KEYS:
+            if not _close(got[k], want[k]):
+                problems.append(f"summary.{part}.{k}: {got[k]!r} is not the {part} over the runs ({want[k]!r})")
+    if config_hash(rec["config"]) != rec["config_hash"]:
+        problems.append("config_hash: does not match the hash of config")
+    if rec["reranked"] != (rec["reranking"] is not None):
+        problems.append("reranking: must name the re-ranking exactly when reranked is true")
+    if rec["zero_shot"] != (rec["checkpoint_selection"] == "none"):
+        problems.append("checkpoint_selection: must be 'none' exactly for zero-shot records "
+                        f"(zero_shot={rec['zero_shot']}, checkpoint_selection={rec['checkpoint_selection']!r})")
+    return problems
+
+
+def write_record(rec: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Validate and write a record as indented JSON (atomically); returns the path.
+
+    Raises:
+        InputError: the record is invalid (nothing is written).
+    """
+    path = Path(path)
+    problems = validate_record(rec)
+    if problems:
+        raise InputError("invalid result record: " + "; ".join(problems), file=path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(rec, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a record file (no validation: call :func:`validate_record`).
+
+    Raises:
+        InputError: unreadable file, invalid JSON, or a JSON value that is not an object.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read record: {exc.strerror or exc}", file=path) from exc
+    try:
+        rec = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InputError(f"not valid JSON: {exc}", file=path) from exc
+    if not isinstance(rec, dict):
+        raise InputError(f"a record must be a JSON object, got {type(rec).__name__}", file=path)
+    return rec
+
+
+def score_path(rec: Mapping[str, Any], run: Mapping[str, Any], record_path: str | os.PathLike[str]) -> Path:
+    """Absolute path of a run's score file (stored relative to the record's folder)."""
+    p = Path(run["scores"]["path"])
+    return p if p.is_absolute() else Path(record_path).resolve().parent / p
+
+
+def recompute_metrics(rec: Mapping[str, Any], record_path: str | os.PathLike[str],
+                      chunk_size: Optional[int] = None) -> list[str]:
+    """Recompute every metric of a record from its score files; return the disagreements (empty = verified).
+
+    Each score file must exist, have the recorded sha256 and the recorded shape; each per-seed metric must
+    equal the engine's value, and the summary must be the mean/std of the recomputed runs.
+    """
+    problems: list[str] = []
+    recomputed: list[dict[str, float]] = []
+    for i, run in enumerate(rec["runs"]):
+        path = score_path(rec, run, record_path)
+        try:
+            sf = load_scores(path, expected_sha256=run["scores"]["sha256"], mmap=True)
+        except InputError as exc:
+            problems.append(f"runs[{i}] (seed {run['seed']}): {exc.reason} ({path})")
+            continue
+        ds = rec["dataset"]
+        if (sf.n_captions, sf.n_clips) != (ds["n_captions"], ds["n_clips"]):
+            problems.append(f"runs[{i}] (seed {run['seed']}): score matrix is {sf.n_captions}x{sf.n_clips}, "
+                            f"record says {ds['n_captions']}x{ds['n_clips']}")
+            continue
+        try:
+            metrics = evaluate(sf.scores, sf.caption_to_clip, chunk_size=chunk_size).metrics
+        except ValueError as exc:
+            problems.append(f"runs[{i}] (seed {run['seed']}): {exc}")
+            continue
+        recomputed.append(metrics)
+        for k in METRIC_KEYS:
+            if not _close(run["metrics"][k], metrics[k]):
+                problems.append(f"runs[{i}] (seed {run['seed']}) {k}: recorded {run['metrics'][k]!r}, "
+                                f"recomputed {metrics[k]!r}")
+    if not problems:
+        expected = summarise_runs(recomputed)
+        for part in ("mean", "std"):
+            got, want = rec["summary"][part], expected[part]
+            if want is None or got is None:
+                if want is not got:
+                    problems.append(f"summary.{part}: recorded {got!r}, recomputed {want!r}")
+                continue
+            for k in METRIC_KEYS:
+                if not _close(got[k], want[k]):
+                    problems.append(f"summary.{part}.{k}: recorded {got[k]!r}, recomputed {want[k]!r}")
+    return problems
+
+
+def _metric_consistency(m: Mapping[str, float], where: str) -> list[str]:
+    out = []
+    rsum = sum(m[k] for k in RECALL_KEYS)
+    if not _close(m["rsum"], rsum):
+        out.append(f"{where}.rsum: {m['rsum']!r} is not the sum of the six recalls ({rsum!r})")
+    if not _close(m["mr"], rsum / len(RECALL_KEYS)):
+        out.append(f"{where}.mr: {m['mr']!r} is not the mean of the six recalls ({rsum / len(RECALL_KEYS)!r})")
+    for d in ("t2v", "v2t"):
+        if not m[f"{d}_r1"] <= m[f"{d}_r5"] <= m[f"{d}_r10"]:
+            out.append(f"{where}: {d} recalls must not decrease with K")
+    # With one relevant clip per caption, AP = 1/rank >= [rank == 1], so t2v mAP can never be below R@1.
+    if m["t2v_map"] + 1e-9 < m["t2v_r1"]:
+        out.append(f"{where}.t2v_map: {m['t2v_map']!r} is below t2v_r1 ({m['t2v_r1']!r}), which is impossible")
+    return out
+
+
+def _close(a: Any, b: Any) -> bool:
+    try:
+        return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    except (TypeError, ValueError):
+        return False
+
+
+def _where(path: Sequence[Any]) -> str:
+    return ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[") or "record"
+
+
+def _relpath(path: Path, start: Path) -> str:
+    try:
+        return Path(os.path.relpath(path.resolve(), start)).as_posix()
+    except ValueError:  # different drives on Windows
+        return path.resolve().as_posix()
+
+
+def _opt_float(x: Optional[float]) -> Optional[float]:
+    return None if x is None else float(x)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in a record")

@@ -33,13 +33,9 @@ from typing import Optional
 import numpy as np
 
 from dvtr_bench.progress import Progress, ProgressFn
-from dvtr_bench.protocol.v1 import RECALL_KS
+from dvtr_bench.protocol.v1 import METRICS, RECALL_KS
 
-METRIC_KEYS: tuple[str, ...] = (
-    "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_meanr", "t2v_map",
-    "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr", "v2t_meanr", "v2t_map",
-    "rsum", "mr",
-)
+METRIC_KEYS: tuple[str, ...] = METRICS
 RECALL_KEYS: tuple[str, ...] = tuple(f"{d}_r{k}" for d in ("t2v", "v2t") for k in RECALL_KS)
 # True when a larger value is better; the leaderboard and the docs use it to sort and to mark columns.
 HIGHER_IS_BETTER: dict[str, bool] = {k: not (k.endswith("_medr") or k.endswith("_meanr")) for k in METRIC_KEYS}

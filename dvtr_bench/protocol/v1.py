@@ -17,6 +17,17 @@ RECALL_KS = (1, 5, 10)
 SPLITS = ("train", "validation", "test")
 JPEG_QUALITY = 95
 
+# The metric set (dvtr_bench.protocol.metrics computes exactly these; docs/protocol.md defines them).
+METRICS = (
+    "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_meanr", "t2v_map",
+    "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr", "v2t_meanr", "v2t_map",
+    "rsum", "mr",
+)
+TIES = "pessimistic"              # a tied item counts as ranked above the correct one
+EVAL_SPLIT = "test"               # results are reported on this split only
+SELECTION_SPLIT = "validation"    # checkpoints are selected on this split only, never on EVAL_SPLIT
+RANK_BY = "rsum"                  # leaderboard order (descending); ties broken by t2v_r1, then v2t_r1
+
 
 def frame_times(start_s: float, end_s: float, n: int = NUM_FRAMES) -> np.ndarray:
     """Timestamps of the protocol frames: the middles of ``n`` equal segments of [start_s, end_s)."""

@@ -1,5 +1,23 @@
-"""Caption annotations: the canonical record, readers and writers per format, validation and audit."""
+"""Caption annotations: the canonical record, readers and writers per format, validation, alignment and audit.
 
-from dvtr_bench.annotations.record import CaptionRecord, iter_jsonl, write_jsonl
+Typical use (what ``dvtr build-dataset`` does)::
 
-__all__ = ["CaptionRecord", "iter_jsonl", "write_jsonl"]
+    records = read_annotations("annotations.jsonl")          # format sniffed; ids normalised
+    problems = validate(records, videos={"flight_000": 62.4})  # every problem, with file and record
+    result = align(records, clips)                           # captions per clip + unattached records
+    audit = audit_captions(result.captions, splits, video_of)  # dataset-card statistics
+"""
+
+from dvtr_bench.annotations.formats import (FORMATS, WRITE_FORMATS, read_annotations, sniff_format,
+                                            write_annotations)
+from dvtr_bench.annotations.record import (SPLIT_NAMES, VIDEO_EXTENSIONS, CaptionRecord, SourceRef, iter_jsonl,
+                                           normalize_id, normalize_split, video_id_from_path, write_jsonl)
+from dvtr_bench.annotations.safe_pickle import load_plain, loads_plain
+from dvtr_bench.annotations.validate import Problem, caption_problem, has_errors, validate
+
+__all__ = [
+    "CaptionRecord", "FORMATS", "Problem", "SPLIT_NAMES",
+    "SourceRef", "VIDEO_EXTENSIONS", "WRITE_FORMATS", "caption_problem", "has_errors", "iter_jsonl", "load_plain", "loads_plain", "normalize_id",
+    "normalize_split", "read_annotations", "sniff_format", "validate", "video_id_from_path", "write_annotations",
+    "write_jsonl",
+]

@@ -1,0 +1,226 @@
+"""Caption-level audit of a dataset: pure functions over captions per clip and split assignments.
+
+The build adds frame-level checks (near-duplicate clips) and renders :class:`CaptionAudit` into the
+dataset card with :meth:`CaptionAudit.to_markdown`.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+from dvtr_bench.annotations.record import SPLIT_NAMES, CaptionRecord
+
+# Word-count buckets; the last ones bracket protocol v1's 32-token truncation (a word is at least one token).
+LENGTH_BUCKETS: tuple[tuple[int, int | None], ...] = (
+    (0, 0), (1, 4), (5, 8), (9, 12), (13, 16), (17, 24), (25, 32), (33, None))
+
+
+def word_count(caption: str) -> int:
+    return len(caption.split())
+
+
+def caption_key(caption: str) -> str:
+    """Comparison key for "identical" captions: case, spacing and final punctuation are ignored."""
+    return re.sub(r"[\s.!?;,]+$", "", " ".join(caption.split()).casefold())
+
+
+@dataclass
+class Distribution:
+    """Summary of a list of non-negative integers, with a histogram."""
+
+    n: int
+    min: int | None
+    max: int | None
+    mean: float | None
+    median: float | None
+    histogram: dict[str, int]
+
+    @classmethod
+    def of(cls, values: Sequence[int], buckets: Sequence[tuple[int, int | None]] | None = None) -> "Distribution":
+        if buckets is None:
+            hist = {str(k): v for k, v in sorted(Counter(values).items())}
+        else:
+            hist = {}
+            for lo, hi in buckets:
+                name = str(lo) if hi == lo else (f"{lo}-{hi}" if hi is not None else f">{lo - 1}")
+                hist[name] = sum(1 for v in values if v >= lo and (hi is None or v <= hi))
+        if not values:
+            return cls(0, None, None, None, None, hist)
+        return cls(len(values), min(values), max(values), round(statistics.fmean(values), 3),
+                   float(statistics.median(values)), hist)
+
+
+@dataclass
+class AmbiguousCaption:
+    """One caption text owned by several clips: in text->video retrieval it has several right answers."""
+
+    caption: str
+    clip_ids: list[str]
+
+
+@dataclass
+class CaptionAudit:
+    """Everything the caption audit found; ``to_dict`` for JSON, ``to_markdown`` for the dataset card."""
+
+    clips: int
+    captions: int
+    videos: int | None
+    per_split: dict[str, dict[str, int]]
+    caption_words: Distribution
+    captions_per_clip: Distribution
+    clips_without_captions: list[str]
+    ambiguous_captions: list[AmbiguousCaption]
+    videos_in_several_splits: dict[str, list[str]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing needs attention (no leak, no ambiguous ground truth, every clip captioned)."""
+        return not (self.videos_in_several_splits or self.ambiguous_captions or self.clips_without_captions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_markdown(self, max_items: int = 10, heading_level: int = 3) -> str:
+        """A Markdown section: tables of counts and distributions, then each finding (first ``max_items``)."""
+        h = "#" * heading_level
+        lines = [f"{h} Caption audit", ""]
+        lines += ["| split | clips | captions | videos |", "| --- | ---: | ---: | ---: |"]
+        for split, c in self.per_split.items():
+            lines.append(f"| {split} | {c['clips']} | {c['captions']} | {c.get('videos', '')} |")
+        lines.append(f"| **all** | {self.clips} | {self.captions} | {'' if self.videos is None else self.videos} |")
+        lines += ["", "Caption length in words:", ""]
+        lines += _dist_table(self.caption_words, "words")
+        lines += ["", "Captions per clip:", ""]
+        lines += _dist_table(self.captions_per_clip, "captions")
+        lines += [""]
+        findings = [
+            ("Source videos present in more than one split (leak)",
+             [f"`{v}`: {', '.join(s)}" for v, s in self.videos_in_several_splits.items()]),
+            ("Identical captions owned by different clips (ambiguous ground truth)",
+             [f"\"{_md_escape(a.caption)}\": {', '.join(f'`{c}`' for c in a.clip_ids)}"
+              for a in self.ambiguous_captions]),
+            ("Clips without captions", [f"`{c}`" for c in self.clips_without_captions]),
+        ]
+        for title, items in findings:
+            if not items:
+                lines.append(f"- {title}: none.")
+                continue
+            lines.append(f"- {title}: **{len(items)}**")
+            lines += [f"  - {it}" for it in items[:max_items]]
+            if len(items) > max_items:
+                lines.append(f"  - ... and {len(items) - max_items} more")
+        for note in self.notes:
+            lines.append(f"- {note}")
+        return "\n".join(lines) + "\n"
+
+
+def _dist_table(d: Distribution, unit: str) -> list[str]:
+    if d.n == 0:
+        return ["(none)"]
+    out = [f"min {d.min}, median {d.median:g}, mean {d.mean:g}, max {d.max} {unit} (n = {d.n})", "",
+           "| " + " | ".join(d.histogram) + " |", "|" + " ---: |" * len(d.histogram),
+           "| " + " | ".join(str(v) for v in d.histogram.values()) + " |"]
+    return out
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def caption_length_distribution(captions: Mapping[str, Sequence[str]]) -> Distribution:
+    """Word counts of every caption, bucketed by :data:`LENGTH_BUCKETS`."""
+    return Distribution.of([word_count(c) for caps in captions.values() for c in caps], LENGTH_BUCKETS)
+
+
+def captions_per_clip(captions: Mapping[str, Sequence[str]]) -> Distribution:
+    return Distribution.of([len(caps) for caps in captions.values()])
+
+
+def ambiguous_captions(captions: Mapping[str, Sequence[str]]) -> list[AmbiguousCaption]:
+    """Captions (compared by :func:`caption_key`) that belong to more than one clip, most widespread first."""
+    owners: dict[str, list[str]] = defaultdict(list)
+    text: dict[str, str] = {}
+    for clip_id, caps in captions.items():
+        for c in caps:
+            k = caption_key(c)
+            if not k:
+                continue
+            text.setdefault(k, c)
+            if clip_id not in owners[k]:
+                owners[k].append(clip_id)
+    found = [AmbiguousCaption(text[k], ids) for k, ids in owners.items() if len(ids) > 1]
+    return sorted(found, key=lambda a: (-len(a.clip_ids), a.caption))
+
+
+def videos_in_several_splits(video_of: Mapping[str, str], splits: Mapping[str, str | None]) -> dict[str, list[str]]:
+    """Source videos whose clips are assigned to more than one split (clips of one flight share scenery)."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for clip_id, video in video_of.items():
+        s = splits.get(clip_id)
+        if s is not None:
+            seen[video].add(s)
+    order = {s: i for i, s in enumerate(SPLIT_NAMES)}
+    return {v: sorted(s, key=lambda x: (order.get(x, 99), x)) for v, s in sorted(seen.items()) if len(s) > 1}
+
+
+def audit_captions(captions: Mapping[str, Sequence[str]], splits: Mapping[str, str | None] | None = None,
+                   video_of: Mapping[str, str] | None = None) -> CaptionAudit:
+    """Audit captions per clip (``clip_id -> captions``), with optional split and source video per clip."""
+    splits = splits or {}
+    per_split: dict[str, dict[str, int]] = {}
+    if splits:
+        names = sorted({s or "(none)" for s in (splits.get(c) for c in captions)},
+                       key=lambda x: (SPLIT_NAMES.index(x) if x in SPLIT_NAMES else 99, x))
+        for name in names:
+            ids = [c for c in captions if (splits.get(c) or "(none)") == name]
+            entry = {"clips": len(ids), "captions": sum(len(captions[c]) for c in ids)}
+            if video_of is not None:
+                entry["videos"] = len({video_of[c] for c in ids if c in video_of})
+            per_split[name] = entry
+    return CaptionAudit(
+        clips=len(captions), captions=sum(len(c) for c in captions.values()),
+        videos=None if video_of is None else len({video_of[c] for c in captions if c in video_of}),
+        per_split=per_split,
+        caption_words=caption_length_distribution(captions),
+        captions_per_clip=captions_per_clip(captions),
+        clips_without_captions=[c for c, caps in captions.items() if not caps],
+        ambiguous_captions=ambiguous_captions(captions),
+        videos_in_several_splits=videos_in_several_splits(video_of, splits) if video_of is not None else {},
+    )
+
+
+def record_key(r: CaptionRecord) -> str:
+    """A clip key for a record before any clips exist: clip_id, else video_id plus span, else video_id."""
+    if r.clip_id:
+        return r.clip_id
+    if r.has_span:
+        return f"{r.video_id}@{r.start_s:g}-{r.end_s:g}"
+    return r.video_id
+
+
+def audit_records(records: Sequence[CaptionRecord]) -> CaptionAudit:
+    """Audit an annotation file on its own: each record stands for one clip (see :func:`record_key`).
+
+    Records that share a key are merged; the merge is reported in ``notes``.
+    """
+    captions: dict[str, list[str]] = {}
+    splits: dict[str, str | None] = {}
+    video_of: dict[str, str] = {}
+    merged = 0
+    for r in records:
+        k = record_key(r)
+        if k in captions:
+            merged += 1
+        captions.setdefault(k, []).extend(r.captions)
+        if splits.get(k) is None:
+            splits[k] = r.split
+        video_of[k] = r.video_id
+    audit = audit_captions(captions, splits if any(v is not None for v in splits.values()) else None, video_of)
+    if merged:
+        audit.notes.append(f"{merged} record(s) share a clip key with an earlier record and were merged.")
+    return audit

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -225,11 +226,16 @@ def create_backbone(name: str = "ViT-B-32", pretrained: str | os.PathLike | None
             tags = [t for m, t in open_clip.list_pretrained() if m == name]
             raise ConfigError(f"{pretrained!r} is neither a pretrained tag of {name} (known: {tags or 'none'}) "
                               "nor an existing checkpoint file")
-    model = open_clip.create_model(
-        name, pretrained=None, force_context_length=context_length,
-        force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
-        pretrained_image=False, pretrained_text=False, device="cpu",
-    )
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # open_clip logs "initialized randomly" on the root logger; the library is quiet
+    try:
+        model = open_clip.create_model(
+            name, pretrained=None, force_context_length=context_length,
+            force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+            pretrained_image=False, pretrained_text=False, device="cpu",
+        )
+    finally:
+        logging.disable(previous)
     if ckpt is not None:
         _load_weights(model, ckpt, context_length)
     pcfg = dict(get_model_preprocess_cfg(model))

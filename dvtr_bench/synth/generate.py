@@ -1,0 +1,391 @@
+"""Flights: plan takes and transitions, render each take, join them, encode, and write the ground truth.
+
+Randomness is drawn from numpy Generators seeded by (seed, flight) for the flight plan and by
+(seed, flight, take, purpose) for each take's scene, camera and captions, so a take does not change
+when another one does and the whole output is a pure function of the seed and the options.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+
+from dvtr_bench.annotations.record import CaptionRecord, write_jsonl
+from dvtr_bench.errors import ConfigError
+from dvtr_bench.progress import Progress, ProgressFn, no_progress
+from dvtr_bench.synth import captions as cap
+from dvtr_bench.synth.camera import CAMERA_MOTIONS, Camera, make_camera
+from dvtr_bench.synth.encode import H264Writer, fps_fraction
+from dvtr_bench.synth.movers import MoverRenderer
+from dvtr_bench.synth.scenes import BUILDERS, LANDMARK_KINDS, VIEW_HEIGHT, Ctx, Light, Scene
+from dvtr_bench.synth.world import Canvas
+
+SCENE_KINDS: tuple[str, ...] = tuple(BUILDERS)
+SHOTS_VERSION = 1
+
+MOTION_WEIGHTS = {"forward": 0.24, "pan_left": 0.1, "pan_right": 0.1, "rotate": 0.14, "ascend": 0.1,
+                  "descend": 0.1, "hover": 0.22}
+TRANSITION_WEIGHTS = {"cut": 0.7, "dissolve": 0.18, "fade": 0.12}
+
+
+@dataclass
+class TakePlan:
+    flight: int
+    index: int
+    kind: str
+    motion: str
+    n_pure: int            # frames that belong to this take only
+    head: int = 0          # blended frames before the pure span (dissolve in / fade in)
+    tail: int = 0          # blended frames after it (dissolve out / fade out)
+    view_h: float = 60.0
+
+    @property
+    def n_render(self) -> int:
+        return self.head + self.n_pure + self.tail
+
+
+@dataclass
+class FlightPlan:
+    index: int
+    video_id: str
+    takes: list[TakePlan]
+    transitions: list[dict[str, Any]] = field(default_factory=list)   # between take k and k+1
+    gaps: list[int] = field(default_factory=list)                     # black frames inside a fade
+
+    @property
+    def n_frames(self) -> int:
+        n = sum(t.n_render for t in self.takes) + sum(self.gaps)
+        # Dissolves overlap the outgoing tail with the incoming head.
+        return n - sum(tr["length"] for tr in self.transitions if tr["kind"] == "dissolve")
+
+
+def _choice(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    keys = list(weights)
+    p = np.asarray([weights[k] for k in keys], np.float64)
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
+
+
+def plan_flight(seed: int, flight: int, n_takes: int, fps: float, min_take: float, max_take: float,
+                kinds: tuple[str, ...] = SCENE_KINDS) -> FlightPlan:
+    """Takes (kind, camera motion, duration) and the transitions between them for one flight."""
+    rng = np.random.default_rng([seed, flight, 0])
+    takes: list[TakePlan] = []
+    prev = None
+    for k in range(n_takes):
+        # Consecutive takes never share a kind, so that every cut is a visible change of scene.
+        options = [x for x in kinds if x != prev]
+        kind = options[int(rng.integers(len(options)))]
+        prev = kind
+        motion = _choice(rng, MOTION_WEIGHTS)
+        dur = float(np.exp(rng.uniform(np.log(min_take), np.log(max_take))))
+        lo, hi = VIEW_HEIGHT.get(kind, (48.0, 80.0))
+        takes.append(TakePlan(flight, k, kind, motion, max(1, int(round(dur * fps))), view_h=float(rng.uniform(lo, hi))))
+    transitions, gaps = [], []
+    for k in range(n_takes - 1):
+        kind = _choice(rng, TRANSITION_WEIGHTS)
+        if kind == "cut":
+            transitions.append({"kind": "cut", "length": 0})
+            gaps.append(0)
+        elif kind == "dissolve":
+            length = max(3, int(round(rng.uniform(0.4, 1.2) * fps)))
+            takes[k].tail = length
+            takes[k + 1].head = length
+            transitions.append({"kind": "dissolve", "length": length})
+            gaps.append(0)
+        else:
+            out_n = max(2, int(round(rng.uniform(0.3, 0.8) * fps)))
+            in_n = max(2, int(round(rng.uniform(0.3, 0.8) * fps)))
+            takes[k].tail = out_n
+            takes[k + 1].head = in_n
+            gap = int(round(rng.uniform(0.0, 0.3) * fps))
+            transitions.append({"kind": "fade", "length": out_n + gap + in_n, "out": out_n, "in": in_n})
+            gaps.append(gap)
+    return FlightPlan(flight, f"flight_{flight:03d}", takes, transitions, gaps)
+
+
+def _light(rng: np.random.Generator) -> Light:
+    tod = str(rng.choice(["midday", "morning", "evening", "overcast"], p=[0.45, 0.2, 0.2, 0.15]))
+    a = rng.uniform(-np.pi, np.pi)
+    direction = np.array([np.cos(a), np.sin(a)])
+    if tod == "midday":
+        gain, length = np.array([1.0, 1.0, 0.98]) * rng.uniform(0.98, 1.1), rng.uniform(0.25, 0.5)
+    elif tod == "morning":
+        gain, length = np.array([1.0, 0.98, 0.92]) * rng.uniform(0.92, 1.02), rng.uniform(0.6, 1.0)
+    elif tod == "evening":
+        gain, length = np.array([1.06, 0.92, 0.76]) * rng.uniform(0.88, 0.98), rng.uniform(0.8, 1.3)
+    else:
+        gain, length = np.array([0.9, 0.92, 0.95]) * rng.uniform(0.9, 1.0), rng.uniform(0.1, 0.2)
+    return Light(gain, direction * length, tod)
+
+
+@dataclass
+class Take:
+    """A take ready to render: its map, camera, movers and the facts captions are made of."""
+
+    plan: TakePlan
+    scene: Scene
+    camera: Camera
+    light: Light
+    affines: np.ndarray      # [n, 2, 3] world -> screen
+    renderer: MoverRenderer
+    scene_graph: dict[str, Any]
+    captions: list[str]
+
+
+def build_take(seed: int, plan: TakePlan, width: int, height: int, fps: float) -> Take:
+    """Lay out one take: camera first, then the scene around the camera's path, then the captions."""
+    rng_cam = np.random.default_rng([seed, plan.flight, plan.index + 1, 1])
+    rng_scene = np.random.default_rng([seed, plan.flight, plan.index + 1, 2])
+    rng_cap = np.random.default_rng([seed, plan.flight, plan.index + 1, 3])
+    aspect = width / height
+    n = plan.n_render
+    cap_disp = 0.45 * plan.view_h * aspect if plan.kind in LANDMARK_KINDS else None
+    cam = make_camera(rng_cam, plan.motion, n, fps, aspect, plan.view_h, max_displacement=cap_disp)
+    light = _light(rng_cam)
+    corners = cam.view_corners().reshape(-1, 2)
+    margin = 8.0
+    extent = (float(corners[:, 0].min() - margin), float(corners[:, 1].min() - margin),
+              float(corners[:, 0].max() + margin), float(corners[:, 1].max() + margin))
+    ppm = height / float(np.median(cam.view_h))
+    canvas = Canvas.create(extent, ppm)
+    ctx = Ctx(rng_scene, cam, canvas, fps, light)
+    scene = BUILDERS[plan.kind](ctx)
+    # Bake the light into the map once; movers get the same gain when drawn.
+    canvas.img[:] = np.clip(canvas.img.astype(np.float32) * light.gain[None, None].astype(np.float32), 0, 255
+                            ).astype(np.uint8)
+    affines = cam.world_to_screen(width, height)
+    renderer = MoverRenderer(scene.movers, light.sun * 1.2, light.gain)
+    pure = slice(plan.head, plan.head + plan.n_pure)
+    vis = renderer.visible(affines, width, height, pure)
+    groups = []
+    for g in scene.groups:
+        colours = [scene.movers[i].colour for i in g.members]
+        stats = cap.group_stats(vis[:, g.members], colours)
+        entry = {"type": g.type, "plural": g.plural, "moving": g.moving, "count": len(g.members),
+                 "colours": _counter(colours), "verb": g.verb, "verb_one": g.verb_one,
+                 "colour_salient": g.colour_salient, "stats": stats}
+        entry["noun_phrase"] = cap.noun_phrase(entry, stats)
+        groups.append(entry)
+    kind_np = scene.attributes.pop("_kind_np", cap.KIND_NOUN[plan.kind])
+    captions = cap.make_captions(rng_cap, plan.kind, kind_np, groups, plan.motion, scene.phrases)
+    graph = {
+        "kind": plan.kind, "kind_phrase": kind_np, "attributes": _jsonable(scene.attributes),
+        "groups": [{k: v for k, v in g.items() if k not in ("verb", "verb_one", "plural", "colour_salient")}
+                   for g in groups],
+        "phrases": list(scene.phrases),
+        "lighting": {"time_of_day": light.time_of_day, "gain": [round(float(x), 4) for x in light.gain]},
+        "camera": {"motion": plan.motion, **cam.params},
+        "frames": {"rendered": n, "pure": plan.n_pure},
+    }
+    return Take(plan, scene, cam, light, affines, renderer, graph, captions)
+
+
+def _counter(items: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in items:
+        if x:
+            out[x] = out.get(x, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return round(float(obj), 4)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def _vignette(width: int, height: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = np.hypot((xx - width / 2) / (width / 2), (yy - height / 2) / (height / 2)) / np.sqrt(2)
+    v = 1.0 - 0.16 * r ** 2.2
+    return np.repeat((v * 255).astype(np.uint8)[..., None], 3, 2)
+
+
+def render_take(take: Take, width: int, height: int) -> Iterator[np.ndarray]:
+    """Every frame of a take (RGB uint8): a warp of the ground map plus the movers."""
+    cv = take.scene.canvas
+    img = cv.img
+    vig = _vignette(width, height)
+    inv = 1.0 / cv.ppm
+    for i in range(take.camera.n):
+        a = take.affines[i]
+        lin = a[:, :2]
+        # Map pixel u has world coordinate x0 + (u + 0.5) / ppm: fold that into the warp matrix.
+        m = np.empty((2, 3))
+        m[:, :2] = lin * inv
+        m[:, 2] = lin @ np.array([cv.x0 + 0.5 * inv, cv.y0 + 0.5 * inv]) + a[:, 2]
+        frame = cv2.warpAffine(img, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        take.renderer.draw(frame, i, a)
+        cv2.multiply(frame, vig, dst=frame, scale=1.0 / 255.0)
+        yield frame
+
+
+def flight_frames(seed: int, plan: FlightPlan, width: int, height: int, fps: float,
+                  takes_out: list[Take] | None = None) -> Iterator[np.ndarray]:
+    """All frames of a flight with its transitions applied, in order."""
+    pending: list[np.ndarray] = []
+    black = np.zeros((height, width, 3), np.uint8)
+    for k, tp in enumerate(plan.takes):
+        take = build_take(seed, tp, width, height, fps)
+        if takes_out is not None:
+            takes_out.append(take)
+        before = plan.transitions[k - 1] if k > 0 else None
+        after = plan.transitions[k] if k < len(plan.takes) - 1 else None
+        n = tp.n_render
+        for j, frame in enumerate(render_take(take, width, height)):
+            if j < tp.head and before is not None:
+                if before["kind"] == "dissolve":
+                    alpha = (j + 1) / (before["length"] + 1)
+                    frame = cv2.addWeighted(pending[j], 1.0 - alpha, frame, alpha, 0.0)
+                else:
+                    frame = cv2.addWeighted(frame, (j + 1) / (tp.head + 1), black, 0.0, 0.0)
+            elif j >= n - tp.tail and after is not None:
+                jj = j - (n - tp.tail)
+                if after["kind"] == "dissolve":
+                    pending.append(frame.copy())
+                    continue
+                frame = cv2.addWeighted(frame, 1.0 - (jj + 1) / (tp.tail + 1), black, 0.0, 0.0)
+            yield frame
+        if after is not None and after["kind"] == "fade":
+            for _ in range(plan.gaps[k]):
+                yield black
+        if after is None or after["kind"] != "dissolve":
+            pending = []
+        else:
+            pending = pending[-after["length"]:]
+        del take
+
+
+def shots_entry(plan: FlightPlan, width: int, height: int, fps: float) -> dict[str, Any]:
+    """The ground truth of a flight in the documented shots.json form."""
+    transitions, takes = [], []
+    f = 0
+    for k, tp in enumerate(plan.takes):
+        start = f + tp.head
+        end = start + tp.n_pure
+        takes.append({"clip_id": f"{plan.video_id}_take_{k:02d}", "start_frame": start, "end_frame": end,
+                      "camera_motion": tp.motion, "label": tp.kind})
+        if k == len(plan.takes) - 1:
+            break
+        tr = plan.transitions[k]
+        if tr["kind"] == "cut":
+            f = end
+            transitions.append({"kind": "cut", "frame": f})
+        elif tr["kind"] == "dissolve":
+            a = end
+            b = end + tr["length"] - 1
+            transitions.append({"kind": "dissolve", "start_frame": a, "end_frame": b})
+            f = end  # the next take's head overlaps this take's tail
+        else:
+            a = end
+            b = end + tr["length"] - 1
+            transitions.append({"kind": "fade", "start_frame": a, "end_frame": b})
+            f = end + tp.tail + plan.gaps[k]
+    return {"fps": float(fps), "n_frames": plan.n_frames, "width": width, "height": height,
+            "transitions": transitions, "takes": takes}
+
+
+def _validate(flights: int, resolution: tuple[int, int], fps: float, min_take: float, max_take: float,
+              takes_per_flight: int) -> None:
+    w, h = resolution
+    if flights < 1:
+        raise ConfigError("flights must be at least 1")
+    if takes_per_flight < 1:
+        raise ConfigError("takes per flight must be at least 1")
+    if w < 64 or h < 36 or w % 2 or h % 2:
+        raise ConfigError(f"resolution {w}x{h}: width and height must be even and at least 64x36")
+    if w > 7680 or h > 4320:
+        raise ConfigError(f"resolution {w}x{h} is larger than 8K")
+    if not (1.0 <= fps <= 120.0):
+        raise ConfigError(f"fps {fps} must be between 1 and 120")
+    if not (0 < min_take <= max_take):
+        raise ConfigError(f"take lengths must satisfy 0 < min-take ({min_take}) <= max-take ({max_take})")
+    if min_take * fps < 3:
+        raise ConfigError(f"min-take {min_take}s is shorter than 3 frames at {fps} fps")
+
+
+def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int, int] = (640, 360),
+             fps: float = 25.0, min_take: float = 3.0, max_take: float = 30.0, takes_per_flight: int = 8,
+             progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Synthesise ``flights`` drone flights into ``out_dir`` (videos/, annotations.jsonl, shots.json, synth.json).
+
+    Returns a summary: counts, seconds of video, wall time and the realtime factor.
+    """
+    from dvtr_bench.provenance import git_commit, package_versions
+
+    _validate(flights, resolution, fps, min_take, max_take, takes_per_flight)
+    progress = progress or no_progress
+    width, height = resolution
+    fps = float(fps_fraction(fps))
+    out = Path(out_dir)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    plans = [plan_flight(seed, f, takes_per_flight, fps, min_take, max_take) for f in range(flights)]
+    total = sum(p.n_frames for p in plans)
+    progress(Progress("frames", completed=0, total=total))
+    progress(Progress("flights", completed=0, total=flights))
+    records: list[CaptionRecord] = []
+    shots: dict[str, Any] = {}
+    kinds: dict[str, int] = {}
+    done = 0
+    t0 = time.perf_counter()
+    for fi, plan in enumerate(plans):
+        takes: list[Take] = []
+        path = out / "videos" / f"{plan.video_id}.mp4"
+        with H264Writer(path, width, height, fps) as writer:
+            for frame in flight_frames(seed, plan, width, height, fps, takes):
+                writer.write(frame)
+                done += 1
+                if done % 25 == 0:
+                    el = time.perf_counter() - t0
+                    progress(Progress("frames", completed=done, total=total,
+                                      info={"x realtime": done / fps / max(el, 1e-9)}))
+            if writer.n != plan.n_frames:
+                raise RuntimeError(f"{plan.video_id}: wrote {writer.n} frames, planned {plan.n_frames}")
+        entry = shots_entry(plan, width, height, fps)
+        shots[plan.video_id] = entry
+        for take, row in zip(takes, entry["takes"]):
+            records.append(CaptionRecord(
+                video_id=plan.video_id, clip_id=row["clip_id"], start_s=round(row["start_frame"] / fps, 6),
+                end_s=round(row["end_frame"] / fps, 6), captions=take.captions, label=take.plan.kind,
+                meta={"scene_graph": take.scene_graph, "camera_motion": take.plan.motion,
+                      "start_frame": row["start_frame"], "end_frame": row["end_frame"]}))
+            kinds[take.plan.kind] = kinds.get(take.plan.kind, 0) + 1
+        progress(Progress("flights", completed=fi + 1, total=flights))
+    progress(Progress("frames", completed=done, total=total))
+    wall = time.perf_counter() - t0
+    write_jsonl(records, out / "annotations.jsonl")
+    with open(out / "shots.json", "w", encoding="utf-8", newline="\n") as f:
+        json.dump({"version": SHOTS_VERSION, "videos": shots}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    options = {"flights": flights, "seed": seed, "resolution": [width, height], "fps": fps,
+               "min_take": min_take, "max_take": max_take, "takes_per_flight": takes_per_flight}
+    n_trans = {"cut": 0, "dissolve": 0, "fade": 0}
+    for p in plans:
+        for tr in p.transitions:
+            n_trans[tr["kind"]] += 1
+    summary = {"videos": flights, "takes": len(records), "frames": done, "seconds": round(done / fps, 3),
+               "wall_s": round(wall, 3), "realtime_factor": round(done / fps / max(wall, 1e-9), 3),
+               "kinds": dict(sorted(kinds.items())), "transitions": n_trans, "out_dir": str(out)}
+    # synth.json is the only file with wall-clock figures; annotations and shots stay byte-stable.
+    with open(out / "synth.json", "w", encoding="utf-8", newline="\n") as f:
+        json.dump({"generator": "dvtr synth", "options": options, "scene_kinds": list(SCENE_KINDS),
+                   "camera_motions": list(CAMERA_MOTIONS), "encoder": {"codec": "libx264", "crf": 20,
+                   "preset": "veryfast", "gop_frames": int(round(fps)), "threads": 1},
+                   "summary": summary, "versions": package_versions(), "git_commit": git_commit()},
+                  f, indent=1, sort_keys=True)
+        f.write("\n")
+    return summary

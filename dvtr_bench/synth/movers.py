@@ -148,10 +148,14 @@ class MoverRenderer:
                 spans.append((k, k + len(poly), i))
                 k += len(poly)
         self.n_obj = len(movers)
+        # Static items (tracked for captions only) have no parts; keep the arrays valid but empty.
+        self.local = np.concatenate(pts) if pts else np.zeros((0, 2))
+        self.obj = np.concatenate(obj) if obj else np.zeros(0, np.int64)
+        self.offset = np.concatenate(offs) if offs else np.zeros((0, 2))
+        self.drawn = np.zeros(len(movers), bool)
+        for _, _, o in spans:
+            self.drawn[o] = True
         if movers:
-            self.local = np.concatenate(pts)
-            self.obj = np.concatenate(obj)
-            self.offset = np.concatenate(offs)
             self.pos = np.stack([m.pos for m in movers], 1)          # [n, M, 2]
             self.heading = np.stack([m.heading for m in movers], 1)  # [n, M]
             self.radius = np.array([m.radius for m in movers])
@@ -159,7 +163,7 @@ class MoverRenderer:
         self.colours = cols
 
     def draw(self, frame: np.ndarray, i: int, affine: np.ndarray) -> None:
-        if not self.n_obj:
+        if not self.spans:
             return
         h, w = frame.shape[:2]
         pos = self.pos[i]

@@ -219,7 +219,7 @@ def audit_records(records: Sequence[CaptionRecord]) -> CaptionAudit:
         captions.setdefault(k, []).extend(r.captions)
         if splits.get(k) is None:
             splits[k] = r.split
-        video_of[k] = r.video_id
+        video_of.setdefault(k, r.video_id)
     audit = audit_captions(captions, splits if any(v is not None for v in splits.values()) else None, video_of)
     if merged:
         audit.notes.append(f"{merged} record(s) share a clip key with an earlier record and were merged.")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from dvtr_bench.annotations.audit import caption_key
 from dvtr_bench.annotations.record import SPLIT_NAMES, CaptionRecord, normalize_id
 
 ERROR = "error"
@@ -135,7 +136,7 @@ def validate(records: Sequence[CaptionRecord], videos: Mapping[str, float | None
             if why:
                 add(r, "undecodable_caption" if "empty" not in why and "whitespace" not in why
                     else "empty_caption", f"caption {j + 1}: {why}")
-            key = " ".join(c.split()).casefold()
+            key = caption_key(c)
             if key and key in seen:
                 add(r, "repeated_caption", f"caption {j + 1} repeats caption {seen[key] + 1} of the same record: "
                     f"{c!r}", WARNING)

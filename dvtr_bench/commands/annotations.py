@@ -192,11 +192,11 @@ def convert_cmd(src: Path, dst: Path, from_fmt: str | None, to_fmt: str | None, 
         return f_in, f_out, records
 
     f_in, f_out, records = run_cli(run)
+    n_caps = sum(len(r.captions) for r in records)
+    console.print(f"wrote {len(records)} records ({n_caps} captions) from {escape(str(src))} ({f_in}) "
+                  f"to {escape(str(dst))} ({f_out})", soft_wrap=True)
     if f_out == "clip4clip":
         lost = sum(bool(r.has_span or r.label or r.meta or (r.clip_id and r.video_id != r.clip_id)) for r in records)
         if lost:
             err_console.print(f"[yellow]note:[/yellow] the CLIP4Clip layout keeps only ids, captions and splits; "
                               f"times, labels, meta and source video ids of {lost} record(s) were dropped", soft_wrap=True)
-    n_caps = sum(len(r.captions) for r in records)
-    console.print(f"wrote {len(records)} records ({n_caps} captions) from {escape(str(src))} ({f_in}) "
-                  f"to {escape(str(dst))} ({f_out})", soft_wrap=True)

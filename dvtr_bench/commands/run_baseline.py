@@ -1,0 +1,121 @@
+"""`dvtr run-baseline`: train (or zero-shot) and evaluate a retrieval method under protocol v1."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from dvtr_bench.commands._ui import console, progress_bars, run_cli
+
+
+def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        seeds = [int(s) for s in value.replace(" ", "").split(",") if s != ""]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers (e.g. 0,1,2)") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"{value!r}: give distinct integers, e.g. 0,1,2")
+    return seeds
+
+
+def _parse_pretrained(value: str | None) -> object:
+    if value is None:
+        return ...
+    return None if value.strip().lower() in ("none", "null", "") else value
+
+
+@click.command("run-baseline")
+@click.argument("method")
+@click.option("--dataset", required=True, metavar="PATH_OR_REPO_ID",
+              help="A dvtr dataset folder (Hub layout) or a Hugging Face Hub dataset repo id.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder; the run goes to OUT/<method>-<backbone>[-zeroshot]/.")
+@click.option("--zero-shot", is_flag=True, help="Do not train: evaluate the backbone's weights as they are.")
+@click.option("--seeds", callback=_parse_seeds, default=None, metavar="0,1,2",
+              help="Seeds to train (default: protocol v1's 0,1,2; 0 for --zero-shot).")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
+              help="Device; under torchrun 'cuda' means each process's LOCAL_RANK GPU.")
+@click.option("--backbone", default=None, metavar="NAME",
+              help="open_clip model name (e.g. ViT-B-32, ViT-B-16, dvtr-tiny); default: the recipe's.")
+@click.option("--pretrained", default=None, metavar="TAG|PATH|none",
+              help="open_clip pretrained tag, a local checkpoint, or 'none' for random init; default: the recipe's.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Override the recipe's global training batch (summed over processes).")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Data-loader worker processes (default 2).")
+@click.option("--config", "config", default=None, metavar="FILE|NAME",
+              help="Recipe overlay JSON ({'model': {...}, 'train': {...}, 'per_method': {...}}), or the name of "
+                   "one in baselines/ (e.g. demo).")
+@click.option("--no-resume", is_flag=True, help="Ignore existing checkpoints and train from scratch.")
+def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seeds: list[int] | None, device: str,
+                 backbone: str | None, pretrained: str | None, epochs: int | None, batch_size: int | None,
+                 workers: int | None, config: str | None, no_resume: bool) -> None:
+    """Train METHOD on a dataset's train split, select the checkpoint on validation, evaluate on test.
+
+    METHOD is a recipe name from baselines/ (meanP, seqLSTM, seqTransf, tightTransf, xpool, msam) or the
+    path of a recipe JSON. For each seed the test split's full (captions x clips) score matrix is saved, and
+    one result record (metrics computed by the protocol engine from those files, cost, provenance) is
+    written to OUT/<run>/record.json. Re-running the same command resumes from the last checkpoint.
+
+    \b
+    Examples:
+      dvtr run-baseline meanP --dataset ds/ --out results/
+      dvtr run-baseline seqTransf --dataset ds/ --backbone dvtr-tiny --pretrained none \\
+          --epochs 3 --seeds 0 --out results/
+      dvtr run-baseline meanP --dataset ds/ --zero-shot --out results/
+      python -m torch.distributed.run --nproc_per_node 2 -m dvtr_bench run-baseline msam --dataset ds/ --out r/
+    """
+    from dvtr_bench.train.run import run_baseline as _run
+
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    if is_main:
+        with progress_bars(transient=False) as report:
+            path = run_cli(lambda: _run(method, dataset, out_dir, zero_shot=zero_shot, seeds=seeds, device=device,
+                                        backbone=backbone, pretrained=_parse_pretrained(pretrained),
+                                        epochs=epochs, batch_size=batch_size, workers=workers, config=config,
+                                        resume=not no_resume, progress=report))
+        _summary(path)
+    else:
+        run_cli(lambda: _run(method, dataset, out_dir, zero_shot=zero_shot, seeds=seeds, device=device,
+                             backbone=backbone, pretrained=_parse_pretrained(pretrained), epochs=epochs,
+                             batch_size=batch_size, workers=workers, config=config, resume=not no_resume))
+
+
+def _summary(record_path: Path) -> None:
+    from dvtr_bench.protocol.record import read_record
+
+    rec = read_record(record_path)
+    flags = [f for f, on in (("zero-shot", rec.get("zero_shot")), ("transductive", rec.get("transductive"))) if on]
+    title = (f"{rec['method']} on {rec['dataset']['name']} ({rec['backbone']['name']}"
+             f"{', ' + ', '.join(flags) if flags else ''}) - test split, "
+             f"{rec['dataset']['n_clips']} clips / {rec['dataset']['n_captions']} captions")
+    cols = [("t2v_r1", "T2V R@1"), ("t2v_r5", "R@5"), ("t2v_r10", "R@10"), ("t2v_medr", "MdR"),
+            ("v2t_r1", "V2T R@1"), ("v2t_r5", "R@5"), ("v2t_r10", "R@10"), ("v2t_medr", "MdR"),
+            ("rsum", "RSum")]
+    table = Table(title=title, header_style="bold")
+    table.add_column("seed")
+    for _, label in cols:
+        table.add_column(label, justify="right")
+    for run in rec["runs"]:
+        table.add_row(str(run["seed"]), *[f"{run['metrics'][k]:.1f}" for k, _ in cols])
+    summ = rec["summary"]
+    if summ.get("std"):
+        table.add_row("mean ± std", *[f"{summ['mean'][k]:.1f}±{summ['std'][k]:.1f}" for k, _ in cols],
+                      style="bold")
+    console.print(table)
+    cost = rec["cost"]
+
+    def fmt(v: object, spec: str) -> str:
+        return "n/a" if v is None else format(v, spec)
+
+    console.print(
+        f"params {fmt(cost.get('parameters'), ',')}  GFLOPs/clip {fmt(cost.get('gflops_per_clip'), '.2f')}  "
+        f"eval {fmt(cost.get('eval_clips_per_s'), '.1f')} clips/s  train {fmt(cost.get('train_time_s'), '.1f')} s/seed  "
+        f"peak memory {fmt(cost.get('peak_memory_mb'), '.0f')} MB")
+    console.print(f"record: {record_path}")

@@ -1,0 +1,184 @@
+"""The evaluation runner: a frozen method + one dataset split -> full score matrix, metrics, cost figures.
+
+Protocol v1: every caption of the split is scored against every clip of the split. Captions and clips are
+encoded in blocks (sharded over processes under torch.distributed and gathered), the (captions x clips)
+matrix is scored block by block by the method itself (``RetrievalMethod.score_all``: free blocks for a
+protocol-compliant method, the release's fixed caption blocks for a transductive one), and the metrics come
+from the protocol's metrics engine only.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dvtr_bench.progress import Progress, ProgressFn
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation produced. ``scores`` is set on the main process only (None on other ranks)."""
+
+    split: str
+    metrics: dict[str, float]
+    scores: np.ndarray | None
+    caption_to_clip: np.ndarray
+    clip_ids: list[str]
+    caption_texts: list[str]
+    transductive: bool
+    n_clips: int
+    n_captions: int
+    seconds: float                  # whole evaluation: encode + score + metrics
+    encode_video_seconds: float     # clip loading + video encoding (the throughput figure's denominator)
+    clips_per_s: float
+    peak_memory_mb: float
+    memory_kind: str                # "cuda_max_allocated" or "cpu_maxrss"
+    scores_path: str | None = None
+    scores_sha256: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    """Peak memory: CUDA allocator peak on GPU, else the process's peak resident set (ru_maxrss)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return (rss / 2**20 if sys.platform == "darwin" else rss / 1024), "cpu_maxrss"
+
+
+def _shard(n: int, rank: int, world: int) -> range:
+    per = (n + world - 1) // world
+    return range(min(n, rank * per), min(n, (rank + 1) * per))
+
+
+@torch.no_grad()
+def encode_captions(method: Any, tokens: torch.Tensor, device: torch.device, batch_size: int,
+                    progress: ProgressFn | None = None, task: str = "encode text") -> dict[str, torch.Tensor]:
+    """Encode pre-tokenized captions in blocks; the embedding stays on ``device``."""
+    from dvtr_bench.models.base import concat_embeddings
+
+    parts = []
+    n = tokens.shape[0]
+    for s in range(0, n, batch_size):
+        parts.append(method.encode_text(tokens[s:s + batch_size].to(device)))
+        if progress is not None:
+            progress(Progress(task=task, completed=min(n, s + batch_size), total=n))
+    if not parts:
+        raise ValueError("no captions to encode")
+    return concat_embeddings(parts)
+
+
+@torch.no_grad()
+def encode_clips(method: Any, source: Any, indices: range | list[int], device: torch.device, batch_size: int,
+                 progress: ProgressFn | None = None, task: str = "encode video",
+                 autocast: bool = False) -> dict[str, torch.Tensor]:
+    """Encode the clips ``indices`` of a FrameSource in blocks, in that order; the embedding stays on ``device``."""
+    from dvtr_bench.models.base import concat_embeddings
+
+    idx = list(indices)
+    batches = [idx[s:s + batch_size] for s in range(0, len(idx), batch_size)]
+    parts = []
+    done = 0
+    for _, frames, mask in source.batches(batches):
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=autocast):
+            emb = method.encode_video(frames.to(device, non_blocking=True), mask.to(device))
+        parts.append({k: v.float() if v.is_floating_point() else v for k, v in emb.items()})
+        done += frames.shape[0]
+        if progress is not None:
+            progress(Progress(task=task, completed=done, total=len(idx)))
+    if not parts:
+        raise ValueError("no clips to encode")
+    return concat_embeddings(parts)
+
+
+def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", split_name: str = "test",
+             batch_size: int = 32, text_batch_size: int = 256, score_block: int = 1024, num_workers: int = 0,
+             frame_cache: bool | str = "auto", scores_path: str | Path | None = None,
+             source: Any = None, captions: Any = None, tokens: torch.Tensor | None = None,
+             autocast: bool = False, progress: ProgressFn | None = None) -> EvalResult:
+    """Evaluate a frozen ``method`` on one split under protocol v1.
+
+    ``split`` is a ``datasets.Dataset`` with the clip columns (``frames``, ``captions``, ``clip_id``).
+    ``source``/``captions``/``tokens`` may be passed in to reuse frames already decoded (the trainer evaluates
+    the validation split every epoch). Under torch.distributed every rank must call this; each encodes its
+    shard, the embeddings are gathered, and the main rank scores, saves ``scores_path`` (the protocol's .npz)
+    and computes the metrics, which are then broadcast so every rank returns the same ``metrics``.
+    """
+    from dvtr_bench.protocol.metrics import compute_metrics
+    from dvtr_bench.train import distributed as D
+    from dvtr_bench.train.data import Captions, FrameSource
+
+    device = torch.device(device)
+    rank, world = D.world()
+    was_training = method.training
+    method.eval()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    if captions is None:
+        captions = Captions.from_split(split, name=split_name)
+    if source is None:
+        source = FrameSource(split, method.frame_spec, num_workers=num_workers, cache=frame_cache,
+                             name=split_name, progress=progress)
+    if tokens is None:
+        tokens = method.tokenize(captions.texts)
+
+    t_shard = _shard(len(captions.texts), rank, world)
+    v_shard = _shard(captions.n_clips, rank, world)
+    text = encode_captions(method, tokens[t_shard.start:t_shard.stop], device, text_batch_size,
+                           progress=progress, task=f"{split_name} text")
+    tv = time.perf_counter()
+    video = encode_clips(method, source, v_shard, device, batch_size, progress=progress,
+                         task=f"{split_name} clips", autocast=autocast)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    video_seconds = time.perf_counter() - tv
+    text = D.gather_embedding(text, with_grad=False)
+    video = D.gather_embedding(video, with_grad=False)
+
+    metrics: dict[str, float] | None = None
+    scores_np: np.ndarray | None = None
+    sha = None
+    if rank == 0:
+        if progress is not None:
+            progress(Progress(task=f"{split_name} score", completed=0, total=1))
+        scores = method.score_all(text, video, block=score_block)
+        scores_np = scores.float().cpu().numpy()
+        if not np.all(np.isfinite(scores_np)):
+            raise FloatingPointError(f"{type(method).__name__} produced non-finite scores on {split_name}")
+        metrics = compute_metrics(scores_np, captions.caption_to_clip)
+        if scores_path is not None:
+            from dvtr_bench.protocol.scores import save_scores
+
+            Path(scores_path).parent.mkdir(parents=True, exist_ok=True)
+            sha = save_scores(scores_path, scores_np, captions.caption_to_clip, captions.clip_ids,
+                              caption_ids=captions.caption_ids(), caption_texts=captions.texts)
+        if progress is not None:
+            progress(Progress(task=f"{split_name} score", completed=1, total=1))
+    metrics = D.broadcast_object(metrics)  # type: ignore[assignment]
+    # Throughput of the whole job: all ranks' clips over the slowest rank's encoding time.
+    vs = torch.tensor([video_seconds], dtype=torch.float64)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(vs, op=dist.ReduceOp.MAX)
+    video_seconds = float(vs.item())
+    seconds = time.perf_counter() - t0
+    mem, kind = peak_memory_mb(device)
+    if was_training:
+        method.train()
+    return EvalResult(
+        split=split_name, metrics=dict(metrics or {}), scores=scores_np, caption_to_clip=captions.caption_to_clip,
+        clip_ids=list(captions.clip_ids), caption_texts=list(captions.texts),
+        transductive=bool(getattr(method, "transductive", False)), n_clips=captions.n_clips,
+        n_captions=len(captions.texts), seconds=seconds, encode_video_seconds=video_seconds,
+        clips_per_s=captions.n_clips / max(video_seconds, 1e-9), peak_memory_mb=mem, memory_kind=kind,
+        scores_path=str(scores_path) if scores_path is not None and rank == 0 else None, scores_sha256=sha)

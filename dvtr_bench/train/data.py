@@ -1,0 +1,282 @@
+"""Feeding a dvtr dataset split to a model: stored JPEG frames -> preprocessed tensors, captions -> tokens.
+
+The stored protocol frames are decoded here with PIL in DataLoader worker processes (``datasets``' own image
+decoding builds a PIL object per image in the main process and cannot be spread over workers the same way),
+then put through the method's FrameSpec in the same worker.
+
+Small splits (the demo's, the tests') are decoded once into one uint8 tensor and reused every epoch; large
+ones stream from the Parquet shards through the workers. ``frame_cache="auto"`` picks by size.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset as TorchDataset
+
+from dvtr_bench.errors import InputError
+from dvtr_bench.models.base import FrameSpec, pad_clip
+from dvtr_bench.progress import Progress, ProgressFn
+from dvtr_bench.protocol.v1 import NUM_FRAMES
+
+# frame_cache="auto": a split whose model-ready float frames fit in PREPARED_CACHE_BYTES is kept in memory
+# ready to use; else one whose decoded uint8 frames fit in RAW_CACHE_BYTES is kept decoded (the FrameSpec then
+# runs on every use); else frames stream from the shards through the workers.
+PREPARED_CACHE_BYTES = 1 << 30
+RAW_CACHE_BYTES = 2 << 30
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """JPEG bytes -> uint8 [H, W, 3] RGB."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def _frame_bytes(item: Any, file: str | None, record: Any) -> bytes:
+    if isinstance(item, dict):
+        if item.get("bytes") is not None:
+            return item["bytes"]
+        if item.get("path"):
+            with open(item["path"], "rb") as f:
+                return f.read()
+    if isinstance(item, (bytes, bytearray)):
+        return bytes(item)
+    raise InputError("frame has neither bytes nor a readable path", file=file, record=record)
+
+
+class ClipFrames(TorchDataset):
+    """Dataset of one split's clips: index -> (index, float frames [T, 3, S, S], bool mask [T]).
+
+    Works on the raw JPEG bytes of the ``frames`` column (read as Arrow, never decoded by ``datasets``) and
+    applies the method's own :class:`~dvtr_bench.models.base.FrameSpec`, so every method sees its backbone's
+    preprocessing of the identical stored pixels. With ``raw=True`` items are the decoded uint8 frames
+    ``[t, H, W, 3]`` instead (what the in-memory cache keeps).
+    """
+
+    def __init__(self, split: Any, spec: FrameSpec, name: str = "split", num_frames: int = NUM_FRAMES,
+                 raw: bool = False):
+        if "frames" not in split.column_names:
+            raise InputError("dataset split has no 'frames' column", file=name)
+        self.name = name
+        self.spec = spec
+        self.num_frames = num_frames
+        self.raw = raw
+        # Arrow rows give the stored {"bytes", "path"} structs without datasets decoding (or casting) images.
+        self._frames = split.select_columns(["frames"]).with_format("arrow")
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def decode(self, i: int) -> torch.Tensor:
+        """Clip ``i``'s stored frames as uint8 ``[t, H, W, 3]`` (t <= num_frames)."""
+        items = self._frames[int(i)].column("frames")[0].as_py()
+        if not items:
+            raise InputError("clip has no frames", file=self.name, record=int(i))
+        T = self.num_frames
+        if len(items) > T:
+            # Protocol datasets store exactly T frames; a longer list is subsampled uniformly (CLIP4Clip's
+            # slice_framepos=2) rather than cut, so the whole clip stays covered.
+            keep = np.linspace(0, len(items) - 1, T).round().astype(int)
+            items = [items[k] for k in keep]
+        try:
+            return torch.from_numpy(np.stack([decode_jpeg(_frame_bytes(it, self.name, i)) for it in items]))
+        except InputError:
+            raise
+        except Exception as exc:  # a corrupt JPEG, or frames of mixed sizes inside one clip
+            raise InputError(f"cannot decode the clip's frames: {exc}", file=self.name, record=int(i)) from exc
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        raw = self.decode(i)
+        if self.raw:
+            return int(i), raw, torch.ones(raw.shape[0], dtype=torch.bool)
+        frames, mask = prepare(raw, self.spec, self.num_frames)
+        return int(i), frames, mask
+
+
+def prepare(raw: torch.Tensor, spec: FrameSpec, num_frames: int = NUM_FRAMES) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 ``[t, H, W, 3]`` -> (float ``[num_frames, 3, S, S]`` through the FrameSpec, padded; mask)."""
+    return pad_clip(spec(raw), num_frames)
+
+
+def _collate(batch: list[tuple[int, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    idx = torch.tensor([b[0] for b in batch], dtype=torch.long)
+    return idx, torch.stack([b[1] for b in batch]), torch.stack([b[2] for b in batch])
+
+
+def _collate_list(batch: list[tuple[int, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, list[torch.Tensor], None]:
+    # Raw clips of one batch may differ in size (source videos of different aspect ratios): keep a list.
+    return torch.tensor([b[0] for b in batch], dtype=torch.long), [b[1] for b in batch], None
+
+
+def _worker_init(_: int) -> None:
+    # Each worker decodes on one core; letting torch spawn a thread pool per worker oversubscribes.
+    torch.set_num_threads(1)
+
+
+def make_loader(frames: ClipFrames, batches: Sequence[Sequence[int]], num_workers: int) -> DataLoader:
+    """A DataLoader yielding (indices, frames, masks) for the given batches of clip indices, in that order."""
+    return DataLoader(frames, batch_sampler=[list(b) for b in batches], num_workers=num_workers,
+                      collate_fn=_collate_list if frames.raw else _collate,
+                      worker_init_fn=_worker_init if num_workers > 0 else None,
+                      prefetch_factor=4 if num_workers > 0 else None)
+
+
+class FrameSource:
+    """All clips of a split, either decoded once into memory or streamed through worker processes.
+
+    Every path applies the same FrameSpec to the same decoded pixels, so cached and streamed splits give
+    bit-identical inputs (a split's size must never change a number). ``cache``: "auto", True (cache, ready
+    to use if it fits the budget, else decoded), "prepared", "raw" or False.
+    """
+
+    def __init__(self, split: Any, spec: FrameSpec, num_workers: int = 0, cache: bool | str = "auto",
+                 name: str = "split", progress: ProgressFn | None = None, decode_batch: int = 16,
+                 num_frames: int = NUM_FRAMES):
+        self.frames = ClipFrames(split, spec, name=name, num_frames=num_frames)
+        self.num_frames = num_frames
+        self.spec = spec
+        self.num_workers = num_workers
+        self.name = name
+        n = len(self.frames)
+        prepared_bytes = 4 * n * num_frames * 3 * spec.image_size ** 2
+        if cache in ("auto", True):
+            raw_bytes = self._estimate_raw_bytes()
+            if prepared_bytes <= PREPARED_CACHE_BYTES:
+                self.mode = "prepared"
+            elif cache is True or (raw_bytes is not None and raw_bytes <= RAW_CACHE_BYTES):
+                self.mode = "raw"
+            else:
+                self.mode = "stream"
+        elif cache in ("prepared", "raw"):
+            self.mode = str(cache)
+        elif cache in (False, None, "stream", "none"):
+            self.mode = "stream"
+        else:
+            raise ValueError(f"frame_cache must be auto, prepared, raw or stream (got {cache!r})")
+        self._raw: list[torch.Tensor] | None = None
+        self._prepared: tuple[torch.Tensor, torch.Tensor] | None = None
+        if self.mode != "stream":
+            self._materialise(progress, decode_batch)
+
+    @property
+    def cached(self) -> bool:
+        return self.mode != "stream"
+
+    def _estimate_raw_bytes(self) -> int | None:
+        n = len(self.frames)
+        if n == 0:
+            return 0
+        try:
+            first = self.frames.decode(0)
+        except InputError:
+            return None
+        return int(first.numel()) * n
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def _materialise(self, progress: ProgressFn | None, decode_batch: int) -> None:
+        n = len(self.frames)
+        batches = [list(range(s, min(n, s + decode_batch))) for s in range(0, n, decode_batch)]
+        done = 0
+        if self.mode == "prepared":
+            S = self.spec.image_size
+            data = torch.empty((n, self.num_frames, 3, S, S), dtype=torch.float32)
+            mask = torch.zeros((n, self.num_frames), dtype=torch.bool)
+            for idx, f, m in make_loader(self.frames, batches, self.num_workers):
+                data[idx], mask[idx] = f, m
+                done += len(idx)
+                if progress is not None:
+                    progress(Progress(task=f"decode {self.name}", completed=done, total=n))
+            self._prepared = (data, mask)
+            return
+        raw_view = ClipFrames.__new__(ClipFrames)
+        raw_view.__dict__.update(self.frames.__dict__)
+        raw_view.raw = True
+        out: list[torch.Tensor | None] = [None] * n
+        for idx, clips, _ in make_loader(raw_view, batches, self.num_workers):
+            for i, c in zip(idx.tolist(), clips):
+                out[i] = c.clone()
+            done += len(idx)
+            if progress is not None:
+                progress(Progress(task=f"decode {self.name}", completed=done, total=n))
+        self._raw = out  # type: ignore[assignment]
+
+    def batches(self, batches: Sequence[Sequence[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Yield (indices, float frames [B, T, 3, S, S], mask [B, T]) for each batch of clip indices, in order."""
+        if self._prepared is not None:
+            data, mask = self._prepared
+            for b in batches:
+                idx = torch.as_tensor(list(b), dtype=torch.long)
+                yield idx, data[idx], mask[idx]
+        elif self._raw is not None:
+            for b in batches:
+                prepared = [prepare(self._raw[i], self.spec, self.num_frames) for i in b]
+                yield (torch.as_tensor(list(b), dtype=torch.long), torch.stack([p[0] for p in prepared]),
+                       torch.stack([p[1] for p in prepared]))
+        else:
+            yield from make_loader(self.frames, batches, self.num_workers)
+
+
+@dataclass
+class Captions:
+    """The captions of a split, flattened: ``texts[k]`` belongs to clip ``caption_to_clip[k]``."""
+
+    texts: list[str]
+    caption_to_clip: np.ndarray
+    clip_ids: list[str]
+    # offsets[c]:offsets[c+1] are clip c's captions in ``texts``
+    offsets: np.ndarray
+
+    @classmethod
+    def from_split(cls, split: Any, name: str = "split") -> "Captions":
+        for col in ("clip_id", "captions"):
+            if col not in split.column_names:
+                raise InputError(f"dataset split has no '{col}' column", file=name)
+        clip_ids = list(split["clip_id"])
+        caps = list(split["captions"])
+        texts: list[str] = []
+        owner: list[int] = []
+        offsets = [0]
+        for c, lst in enumerate(caps):
+            lst = [t for t in (lst or []) if isinstance(t, str) and t.strip()]
+            if not lst:
+                raise InputError("clip has no captions", file=name, record=clip_ids[c])
+            texts.extend(lst)
+            owner.extend([c] * len(lst))
+            offsets.append(len(texts))
+        if len(set(clip_ids)) != len(clip_ids):
+            raise InputError("clip_id values are not unique", file=name)
+        return cls(texts, np.asarray(owner, dtype=np.int64), clip_ids, np.asarray(offsets, dtype=np.int64))
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.clip_ids)
+
+    def caption_ids(self) -> list[str]:
+        """Stable caption ids "<clip_id>#<k>" (k = position in the clip's caption list)."""
+        return [f"{self.clip_ids[c]}#{k - self.offsets[c]}" for k, c in enumerate(self.caption_to_clip)]
+
+
+def epoch_plan(captions: Captions, seed: int, epoch: int, batch_size: int,
+               drop_last: bool = True) -> list[list[tuple[int, int]]]:
+    """Training order for one epoch: batches of (clip index, caption index into ``captions.texts``).
+
+    Each clip appears once per epoch with one caption drawn at random (CLIP4Clip's default). The order and
+    the draws depend only on (seed, epoch), so a resumed run replays exactly the epochs it missed.
+    """
+    g = np.random.default_rng([int(seed), int(epoch), 0x64767472])
+    n = captions.n_clips
+    order = g.permutation(n)
+    counts = np.diff(captions.offsets)
+    pick = captions.offsets[:-1] + (g.random(n) * counts).astype(np.int64)
+    pairs = [(int(c), int(pick[c])) for c in order]
+    nb = len(pairs) // batch_size if drop_last else math.ceil(len(pairs) / batch_size)
+    return [pairs[b * batch_size:(b + 1) * batch_size] for b in range(nb)]

@@ -1,0 +1,326 @@
+"""The trainer: fine-tune a retrieval method on a split, select the checkpoint on validation only.
+
+One optimisation step = one global batch of clips, each with one caption drawn for this epoch (CLIP4Clip).
+Under torch.distributed the global batch is split over the ranks, embeddings are all-gathered (with gradient
+for the local part) and every rank computes the loss of the whole global batch, so N processes follow the
+same trajectory as one process holding the whole batch (up to float reduction order and dropout draws).
+
+Resuming: ``last.pt`` is written after every epoch with model, optimiser, scheduler, scaler and RNG states,
+the epoch, the best validation score and the history. Data order, caption draws and dropout depend only on
+(seed, epoch), so a run stopped after epoch k and re-run reaches the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dvtr_bench.errors import ConfigError
+from dvtr_bench.progress import Progress, ProgressFn
+from dvtr_bench.provenance import config_hash
+from dvtr_bench.train import checkpoint as ckpt
+from dvtr_bench.train import distributed as D
+from dvtr_bench.train.data import Captions, FrameSource, epoch_plan
+from dvtr_bench.train.optim import build_optimizer, build_scheduler
+
+
+@dataclass
+class TrainConfig:
+    """Training options; defaults are CLIP4Clip's MSR-VTT recipe. A recipe's "train" section overrides them."""
+
+    epochs: int = 5
+    batch_size: int = 128                 # global batch (summed over processes)
+    lr: float = 1e-4                      # new modules
+    backbone_lr: float = 1e-7             # pretrained backbone (CLIP4Clip: lr x coef_lr 1e-3)
+    weight_decay: float = 0.2
+    warmup: float = 0.1                   # fraction of optimiser steps with linear warmup
+    grad_clip: float = 1.0                # max global grad norm; 0 disables
+    accum_steps: int = 1                  # micro-batches per optimiser step
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    amp: bool | None = None               # mixed precision; None = on for CUDA, off on CPU
+    eval_batch_size: int = 32
+    text_batch_size: int = 256
+    num_workers: int = 2
+    frame_cache: bool | str = "auto"
+    select_metric: str = "rsum"           # validation metric that picks the checkpoint (higher is better)
+    schedule: str = "warmup_cosine"       # the only schedule CLIP4Clip, X-Pool and MSAM use
+
+    KNOWN_ALIASES = {"warmup_proportion": "warmup", "max_grad_norm": "grad_clip", "batch": "batch_size",
+                     "gradient_accumulation_steps": "accum_steps", "workers": "num_workers"}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], strict: bool = False) -> "TrainConfig":
+        """Build from a recipe's "train" section; ``coef_lr`` (CLIP4Clip) sets backbone_lr = lr x coef_lr."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        coef = None
+        for k, v in (d or {}).items():
+            k = cls.KNOWN_ALIASES.get(k, k)
+            if k == "coef_lr":
+                coef = float(v)
+            elif k in names:
+                kwargs[k] = tuple(v) if k == "betas" else v
+            elif strict:
+                raise ConfigError(f"unknown training option {k!r}")
+        cfg = cls(**kwargs)
+        if coef is not None and "backbone_lr" not in kwargs:
+            cfg.backbone_lr = cfg.lr * coef
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "text_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0 (got {self.num_workers})")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ConfigError(f"warmup must be a fraction in [0, 1) (got {self.warmup})")
+        if self.schedule != "warmup_cosine":
+            raise ConfigError(f"schedule {self.schedule!r} is not supported (warmup_cosine)")
+        if self.lr <= 0 or self.backbone_lr < 0:
+            raise ConfigError(f"learning rates must be positive (lr={self.lr}, backbone_lr={self.backbone_lr})")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int                       # 0-based epoch whose weights were selected on validation
+    best_val: dict[str, float]
+    history: list[dict[str, Any]]
+    train_seconds: float                  # summed over interrupted sessions
+    best_path: Path
+    resumed_from_epoch: int | None = None
+    steps: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Step(nn.Module):
+    """One training forward: encode the local batch, gather across ranks, the method's loss on the global batch.
+
+    A module of its own so that DistributedDataParallel wraps the whole computation (DDP only synchronises
+    gradients of computations that go through the wrapped module's forward).
+    """
+
+    def __init__(self, method: nn.Module, world_size: int):
+        super().__init__()
+        self.method = method
+        self.world_size = world_size
+
+    def forward(self, tokens: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        text = self.method.encode_text(tokens)
+        video = self.method.encode_video(frames, mask)
+        text = D.gather_embedding(text, with_grad=True)
+        video = D.gather_embedding(video, with_grad=True)
+        return self.method.loss(text, video)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    # Dropout and any other torch randomness of an epoch: a function of (seed, epoch, rank) only.
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(rank), 0x5EED]).generate_state(1)[0])
+
+
+def _fingerprint(config: TrainConfig, method: nn.Module, n_train: int, n_val: int, seed: int, world: int) -> str:
+    return config_hash({"train": {k: v for k, v in config.to_dict().items()
+                                  if k not in ("num_workers", "frame_cache", "eval_batch_size", "text_batch_size")},
+                        "method": getattr(method, "name", type(method).__name__),
+                        "method_config": getattr(method, "config", {}), "n_train": n_train, "n_val": n_val,
+                        "seed": seed, "world_size": world})
+
+
+def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Path, *, config: TrainConfig,
+          seed: int, device: torch.device | str = "cpu", resume: bool = True,
+          progress: ProgressFn | None = None) -> TrainResult:
+    """Train ``method`` in place on ``train_split``; select the epoch on ``val_split``; load the best weights.
+
+    ``run_dir`` receives ``last.pt`` (every epoch), ``best.pt`` (weights of the best validation epoch) and
+    ``history.jsonl``. With ``resume`` and an existing ``last.pt`` of the same configuration, training continues
+    after its epoch. The test split is not an argument: the trainer cannot see it.
+    """
+    from dvtr_bench.protocol.runner import evaluate
+
+    config.validate()
+    device = torch.device(device)
+    run_dir = Path(run_dir)
+    rank, world = D.world()
+    is_main = rank == 0
+    amp = (device.type == "cuda") if config.amp is None else bool(config.amp and device.type == "cuda")
+
+    method.to(device)
+    tr_caps = Captions.from_split(train_split, name="train")
+    va_caps = Captions.from_split(val_split, name="validation")
+    n_train = tr_caps.n_clips
+    batch = min(config.batch_size, n_train)
+    if batch < world:
+        raise ConfigError(f"global batch {batch} is smaller than the number of processes ({world})")
+    per_rank = batch // world
+    batch = per_rank * world
+    micro_per_epoch = n_train // batch
+    steps_per_epoch = math.ceil(micro_per_epoch / config.accum_steps)
+    total_steps = steps_per_epoch * config.epochs
+
+    tr_tokens = method.tokenize(tr_caps.texts)
+    va_tokens = method.tokenize(va_caps.texts)
+    tr_src = FrameSource(train_split, method.frame_spec, num_workers=config.num_workers,
+                         cache=config.frame_cache, name="train", progress=progress if is_main else None)
+    va_src = FrameSource(val_split, method.frame_spec, num_workers=config.num_workers,
+                         cache=config.frame_cache, name="validation", progress=progress if is_main else None)
+
+    optimizer = build_optimizer(method, config.lr, config.backbone_lr, config.weight_decay, config.betas,
+                                config.eps)
+    scheduler = build_scheduler(optimizer, total_steps, config.warmup)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    step_module: nn.Module = _Step(method, world)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        step_module = DDP(step_module, device_ids=[device.index] if device.type == "cuda" else None,
+                          find_unused_parameters=True)
+
+    fp = _fingerprint(config, method, n_train, va_caps.n_clips, seed, world)
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    start_epoch, best_score, best_epoch, best_val = 0, -math.inf, -1, {}
+    history: list[dict[str, Any]] = []
+    train_seconds, global_step, resumed = 0.0, 0, None
+    if resume and last_path.exists():
+        state = ckpt.load(last_path, map_location=device)
+        if state.get("fingerprint") != fp:
+            raise ConfigError(f"{last_path} was written by a different configuration; use another output "
+                              "directory or delete it to start over")
+        method.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"][rank] if isinstance(state["rng"], list) else state["rng"])
+        start_epoch = int(state["epoch"]) + 1
+        best_score, best_epoch, best_val = state["best_score"], state["best_epoch"], state["best_val"]
+        history, train_seconds, global_step = state["history"], state["train_seconds"], state["global_step"]
+        resumed = start_epoch
+
+    def report(task: str, **kw: Any) -> None:
+        if progress is not None and is_main:
+            progress(Progress(task=task, **kw))
+
+    report("epochs", completed=start_epoch, total=config.epochs)
+    for epoch in range(start_epoch, config.epochs):
+        t_epoch = time.perf_counter()
+        torch.manual_seed(_epoch_seed(seed, epoch, rank))
+        method.train()
+        plan = epoch_plan(tr_caps, seed, epoch, batch)
+        local = [b[rank * per_rank:(rank + 1) * per_rank] for b in plan]
+        clip_batches = [[c for c, _ in b] for b in local]
+        losses: list[float] = []
+        optimizer.zero_grad(set_to_none=True)
+        for i, (_, frames, mask) in enumerate(tr_src.batches(clip_batches)):
+            cap_idx = torch.as_tensor([k for _, k in local[i]], dtype=torch.long)
+            tokens = tr_tokens[cap_idx].to(device)
+            frames = frames.to(device, non_blocking=True)
+            mask = mask.to(device)
+            last_micro = (i + 1) % config.accum_steps == 0 or i + 1 == len(local)
+            sync = world > 1 and not last_micro
+            ctx = step_module.no_sync() if sync else _null()  # type: ignore[operator]
+            with ctx:
+                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                    out = step_module(tokens, frames, mask)
+                loss = out["loss"]
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite training loss at epoch {epoch} step {i}")
+                # DDP averages gradients over ranks while each rank's loss already covers the global batch:
+                # scaling by the world size makes the step equal to one process's step on the whole batch.
+                scaler.scale(loss * world / config.accum_steps).backward()
+            losses.append(float(loss.detach()))
+            if last_micro:
+                if config.grad_clip and config.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(method.parameters(), config.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                global_step += 1
+            report("train", completed=i + 1, total=len(local),
+                   info={"epoch": f"{epoch + 1}/{config.epochs}", "loss": float(np.mean(losses[-10:]))})
+        epoch_train_s = time.perf_counter() - t_epoch
+        train_seconds += epoch_train_s
+        # Validation: the only split that chooses the checkpoint.
+        val = evaluate(method, val_split, device=device, split_name="validation",
+                       batch_size=config.eval_batch_size, text_batch_size=config.text_batch_size,
+                       source=va_src, captions=va_caps, tokens=va_tokens, autocast=amp, progress=progress)
+        if config.select_metric not in val.metrics:
+            raise ConfigError(f"select_metric {config.select_metric!r} is not a metric "
+                              f"(have {sorted(val.metrics)})")
+        score = float(val.metrics[config.select_metric])
+        improved = score > best_score
+        entry = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                 "lr": [g["lr"] for g in optimizer.param_groups], "train_seconds": epoch_train_s,
+                 "steps": global_step, "val": val.metrics, "selected": improved}
+        history.append(entry)
+        if improved:
+            best_score, best_epoch, best_val = score, epoch, dict(val.metrics)
+        rngs = _gather_rng(world)
+        if is_main:
+            if improved:
+                ckpt.save_atomic({"model": method.state_dict(), "epoch": epoch, "val": val.metrics}, best_path)
+            ckpt.save_atomic({
+                "fingerprint": fp, "epoch": epoch, "model": method.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "rng": rngs, "best_score": best_score, "best_epoch": best_epoch,
+                "best_val": best_val, "history": history, "train_seconds": train_seconds,
+                "global_step": global_step, "config": config.to_dict(), "seed": seed}, last_path)
+            with open(run_dir / "history.jsonl", "w", encoding="utf-8") as f:
+                for h in history:
+                    f.write(json.dumps(h) + "\n")
+        D.barrier()
+        report("epochs", completed=epoch + 1, total=config.epochs,
+               info={"val " + config.select_metric: score, "best epoch": best_epoch + 1})
+
+    if best_epoch < 0:
+        raise ConfigError("no epoch was trained (epochs = 0?)")
+    D.barrier()
+    state = ckpt.load(best_path, map_location=device)
+    method.load_state_dict(state["model"])
+    method.eval()
+    return TrainResult(best_epoch=best_epoch, best_val=best_val, history=history, train_seconds=train_seconds,
+                       best_path=best_path, resumed_from_epoch=resumed, steps=global_step)
+
+
+def _gather_rng(world: int) -> Any:
+    """RNG states of every rank (list indexed by rank) so each rank resumes its own streams."""
+    state = ckpt.rng_state()
+    if world == 1:
+        return [state]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * world
+    dist.all_gather_object(out, state)
+    return out
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None

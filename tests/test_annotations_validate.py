@@ -233,3 +233,30 @@ def test_audit_records_merges_and_notes() -> None:
     recs = [CaptionRecord("v", ["a"]), CaptionRecord("v", ["b"]), CaptionRecord("v", ["c"], start_s=0, end_s=2)]
     a = audit_records(recs)
     assert a.clips == 2 and a.notes and "merged" in a.notes[0]
+
+
+def test_align_matches_a_brute_force_scan_on_many_windows() -> None:
+    import random
+
+    rng = random.Random(0)
+    # Overlapping windows of varied length (ends are not sorted), as a window segmenter with overlap makes.
+    clips = []
+    t = 0.0
+    for k in range(400):
+        length = rng.uniform(1.0, 20.0)
+        clips.append(Clip("v", f"w{k}", t, t + length))
+        t += rng.uniform(0.5, 10.0)
+    recs = []
+    for _ in range(300):
+        a = rng.uniform(-5.0, t + 5.0)
+        recs.append(CaptionRecord("v", ["x"], start_s=a, end_s=a + rng.uniform(0.1, 15.0)))
+    res = align(recs, clips, min_overlap=0.0, overlap="record")
+    got = {a.record_index: a.clip_id for a in res.attachments}
+    for i, r in enumerate(recs):
+        best, key = None, (0.0, 0.0)
+        for c in clips:  # given in start order, so the first maximum is the earliest clip
+            frac = overlap_fraction((r.start_s, r.end_s), (c.start_s, c.end_s), "record")
+            inter = max(0.0, min(r.end_s, c.end_s) - max(r.start_s, c.start_s))
+            if (frac, inter) > key:
+                best, key = c.clip_id, (frac, inter)
+        assert got.get(i) == best, i

@@ -18,6 +18,7 @@ Everything else is returned in :attr:`Alignment.unattached` with the reason.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -139,8 +140,16 @@ def align(records: Sequence[CaptionRecord], clips: Iterable[Clip | Mapping[str, 
             raise ValueError(f"clip id {c.clip_id!r} is given twice")
         by_id[c.clip_id] = c
         by_video.setdefault(c.video_id, []).append(c)
-    for lst in by_video.values():
+    # Per video: clips sorted by start, their starts, and the running maximum of their ends, so that the clips
+    # overlapping a span are found by bisection instead of scanning hours of footage for every record.
+    index: dict[str, tuple[list[_C], list[float], list[float]]] = {}
+    for vid, lst in by_video.items():
         lst.sort(key=lambda c: (c.start_s, c.order))
+        max_end, run = [], float("-inf")
+        for c in lst:
+            run = max(run, c.end_s)
+            max_end.append(run)
+        index[vid] = (lst, [c.start_s for c in lst], max_end)
 
     out = Alignment(captions={c.clip_id: [] for c in cs}, records={c.clip_id: [] for c in cs})
 
@@ -175,7 +184,13 @@ def align(records: Sequence[CaptionRecord], clips: Iterable[Clip | Mapping[str, 
                 skip(i, r, f"empty span {span[0]:g}-{span[1]:g} s")
                 continue
             best, best_key = None, (0.0, 0.0)
-            for c in candidates:
+            lst, starts, max_end = index[vid]
+            j = bisect.bisect_left(starts, span[1])  # clips from j on start at or after the span's end
+            overlapping = []
+            while j > 0 and max_end[j - 1] > span[0]:
+                j -= 1
+                overlapping.append(lst[j])
+            for c in sorted(overlapping, key=lambda c: (c.start_s, c.order)):
                 frac = overlap_fraction(span, (c.start_s, c.end_s), overlap)
                 inter = max(0.0, min(span[1], c.end_s) - max(span[0], c.start_s))
                 if (frac, inter) > best_key:  # strict: earliest clip wins a tie

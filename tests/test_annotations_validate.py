@@ -179,8 +179,12 @@ def test_align_ties_go_to_the_earliest_clip() -> None:
 
 def test_align_labels_and_splits() -> None:
     recs = [CaptionRecord("flight_000", ["x"], clip_id="s0", label="farm", split="train")]
+    recs.append(CaptionRecord("flight_000", ["y"], start_s=0.5, end_s=7.5, meta={"k": 1}))
     res = align(recs, _clips())
     assert res.labels()["s0"] == "farm" and res.splits()["s0"] == "train" and res.labels()["s1"] is None
+    per = res.per_clip()
+    assert per["s0"].captions == ["x", "y"] and per["s0"].record_indices == [0, 1] and per["s0"].meta == {"k": 1}
+    assert per["s1"].captions == [] and per["s1"].label is None and per["s1"].meta == {}
 
 
 def test_overlap_fraction() -> None:
@@ -209,8 +213,9 @@ def test_audit_captions() -> None:
     assert a.per_split == {"train": {"clips": 3, "captions": 3, "videos": 3},
                            "validation": {"clips": 1, "captions": 2, "videos": 1},
                            "test": {"clips": 1, "captions": 1, "videos": 1}}
-    assert [(x.caption, x.clip_ids) for x in a.ambiguous_captions] == [
-        ("A river.", ["c1", "c2"]), ("Forest road", ["c4", "c5"])]
+    assert [(x.caption, x.clip_ids, x.splits) for x in a.ambiguous_captions] == [
+        ("A river.", ["c1", "c2"], ["train", "test"]), ("Forest road", ["c4", "c5"], ["train", "validation"])]
+    assert a.ambiguous_captions[0].crosses_splits
     assert a.videos_in_several_splits == {"f0": ["train", "test"]}
     assert a.clips_without_captions == ["c3"]
     assert a.caption_words.max == 43 and a.caption_words.histogram[">32"] == 1
@@ -218,6 +223,7 @@ def test_audit_captions() -> None:
     assert not a.ok
     md = a.to_markdown()
     assert "leak): **1**" in md and "`f0`: train, test" in md and "ambiguous ground truth): **2**" in md
+    assert '"A river.": `c1`, `c2` (across train / test)' in md
     d = json.loads(json.dumps(a.to_dict()))
     assert d["videos_in_several_splits"] == {"f0": ["train", "test"]}
 

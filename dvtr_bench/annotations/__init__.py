@@ -8,7 +8,7 @@ Typical use (what ``dvtr build-dataset`` does)::
     audit = audit_captions(result.captions, splits, video_of)  # dataset-card statistics
 """
 
-from dvtr_bench.annotations.align import Alignment, Attachment, Clip, Unattached, align
+from dvtr_bench.annotations.align import AlignedCaptions, Alignment, Attachment, Clip, Unattached, align
 from dvtr_bench.annotations.audit import CaptionAudit, audit_captions, audit_records
 from dvtr_bench.annotations.formats import (FORMATS, WRITE_FORMATS, read_annotations, sniff_format,
                                             write_annotations)
@@ -18,7 +18,7 @@ from dvtr_bench.annotations.safe_pickle import load_plain, loads_plain
 from dvtr_bench.annotations.validate import Problem, caption_problem, has_errors, validate
 
 __all__ = [
-    "Alignment", "Attachment", "CaptionAudit", "CaptionRecord", "Clip", "FORMATS", "Problem", "SPLIT_NAMES",
+    "AlignedCaptions", "Alignment", "Attachment", "CaptionAudit", "CaptionRecord", "Clip", "FORMATS", "Problem", "SPLIT_NAMES",
     "SourceRef", "Unattached", "VIDEO_EXTENSIONS", "WRITE_FORMATS", "align", "audit_captions", "audit_records",
     "caption_problem", "has_errors", "iter_jsonl", "load_plain", "loads_plain", "normalize_id",
     "normalize_split", "read_annotations", "sniff_format", "validate", "video_id_from_path", "write_annotations",

@@ -55,6 +55,17 @@ class Unattached:
         return f"{self.record.where()}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class AlignedCaptions:
+    """What one clip received: its captions and the label, split and meta of the records that gave them."""
+
+    captions: list[str]
+    label: str | None
+    split: str | None
+    meta: dict[str, Any]
+    record_indices: list[int]
+
+
 @dataclass
 class Alignment:
     """Result of :func:`align`.
@@ -75,6 +86,17 @@ class Alignment:
     def splits(self) -> dict[str, str | None]:
         """Per clip, the split its attached records fix (first one given), or None."""
         return {cid: next((r.split for r in recs if r.split is not None), None) for cid, recs in self.records.items()}
+
+    def per_clip(self) -> dict[str, AlignedCaptions]:
+        """Every clip id -> :class:`AlignedCaptions` (label/split: first given by its records; meta: of its
+        first record that has one)."""
+        idx: dict[str, list[int]] = {cid: [] for cid in self.captions}
+        for a in self.attachments:
+            idx[a.clip_id].append(a.record_index)
+        labels, splits = self.labels(), self.splits()
+        return {cid: AlignedCaptions(list(self.captions[cid]), labels[cid], splits[cid],
+                                     next((r.meta for r in self.records[cid] if r.meta), {}), idx[cid])
+                for cid in self.captions}
 
     def uncaptioned(self) -> list[str]:
         """Ids of clips that received no caption."""

@@ -60,6 +60,12 @@ class AmbiguousCaption:
 
     caption: str
     clip_ids: list[str]
+    splits: list[str] = field(default_factory=list)   # splits of those clips, when known
+
+    @property
+    def crosses_splits(self) -> bool:
+        """True when the clips sharing the caption sit in different splits."""
+        return len(self.splits) > 1
 
 
 @dataclass
@@ -103,6 +109,7 @@ class CaptionAudit:
              [f"`{v}`: {', '.join(s)}" for v, s in self.videos_in_several_splits.items()]),
             ("Identical captions owned by different clips (ambiguous ground truth)",
              [f"\"{_md_escape(a.caption)}\": {', '.join(f'`{c}`' for c in a.clip_ids)}"
+              + (f" (across {' / '.join(a.splits)})" if a.crosses_splits else "")
               for a in self.ambiguous_captions]),
             ("Clips without captions", [f"`{c}`" for c in self.clips_without_captions]),
         ]
@@ -141,8 +148,12 @@ def captions_per_clip(captions: Mapping[str, Sequence[str]]) -> Distribution:
     return Distribution.of([len(caps) for caps in captions.values()])
 
 
-def ambiguous_captions(captions: Mapping[str, Sequence[str]]) -> list[AmbiguousCaption]:
-    """Captions (compared by :func:`caption_key`) that belong to more than one clip, most widespread first."""
+def ambiguous_captions(captions: Mapping[str, Sequence[str]],
+                       splits: Mapping[str, str | None] | None = None) -> list[AmbiguousCaption]:
+    """Captions (compared by :func:`caption_key`) that belong to more than one clip, most widespread first.
+
+    With ``splits`` each finding also lists the splits of the clips involved.
+    """
     owners: dict[str, list[str]] = defaultdict(list)
     text: dict[str, str] = {}
     for clip_id, caps in captions.items():
@@ -153,7 +164,15 @@ def ambiguous_captions(captions: Mapping[str, Sequence[str]]) -> list[AmbiguousC
             text.setdefault(k, c)
             if clip_id not in owners[k]:
                 owners[k].append(clip_id)
-    found = [AmbiguousCaption(text[k], ids) for k, ids in owners.items() if len(ids) > 1]
+    order = {s: i for i, s in enumerate(SPLIT_NAMES)}
+
+    def split_list(ids: list[str]) -> list[str]:
+        if not splits:
+            return []
+        found = {splits[c] for c in ids if splits.get(c) is not None}
+        return sorted(found, key=lambda x: (order.get(x, 99), x))  # type: ignore[arg-type]
+
+    found = [AmbiguousCaption(text[k], ids, split_list(ids)) for k, ids in owners.items() if len(ids) > 1]
     return sorted(found, key=lambda a: (-len(a.clip_ids), a.caption))
 
 
@@ -189,7 +208,7 @@ def audit_captions(captions: Mapping[str, Sequence[str]], splits: Mapping[str, s
         caption_words=caption_length_distribution(captions),
         captions_per_clip=captions_per_clip(captions),
         clips_without_captions=[c for c, caps in captions.items() if not caps],
-        ambiguous_captions=ambiguous_captions(captions),
+        ambiguous_captions=ambiguous_captions(captions, splits),
         videos_in_several_splits=videos_in_several_splits(video_of, splits) if video_of is not None else {},
     )
 

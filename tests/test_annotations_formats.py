@@ -340,3 +340,21 @@ def test_record_equality_ignores_source() -> None:
     a = CaptionRecord.from_dict({"video_id": "v", "captions": ["x"]}, "f1", "line 1")
     b = dataclasses.replace(a, source=None)
     assert a == b and "source" not in a.to_dict()
+
+
+def test_csv_with_excel_bom_and_crlf(tmp_path: Path) -> None:
+    p = tmp_path / "excel.csv"
+    p.write_bytes("\ufeffvideo_id,caption\r\nv1,\"a caption, with a comma\"\r\nv1,second\r\n".encode("utf-8"))
+    (r,) = read_annotations(p)
+    assert r.video_id == "v1" and r.captions == ["a caption, with a comma", "second"]
+
+
+def test_writers_refuse_undecodable_text_naming_the_record(tmp_path: Path) -> None:
+    p = tmp_path / "latin1.csv"
+    p.write_bytes("video_id,caption\nv1,fine\nv2,caf\u00e9\n".encode("latin-1"))
+    recs = read_annotations(p)
+    for fmt, name in (("jsonl", "o.jsonl"), ("parquet", "o.parquet"), ("csv", "o.csv")):
+        with pytest.raises(InputError) as exc:
+            write_annotations(recs, tmp_path / name, fmt)
+        assert exc.value.file == str(p) and exc.value.record == "line 3" and "caption 1" in exc.value.reason
+        assert not (tmp_path / name).exists()

@@ -546,8 +546,23 @@ def write_annotations(records: Sequence[CaptionRecord], path: str | Path, format
     }
     if fmt not in writers:
         raise InputError(f"cannot write format {fmt!r}; expected one of {', '.join(WRITE_FORMATS)}", path)
+    _check_encodable(records)
     writers[fmt](records, Path(path))
     return fmt
+
+
+def _check_encodable(records: Sequence[CaptionRecord]) -> None:
+    # Readers keep bytes that are not UTF-8 as lone surrogates for validation; no output format can hold them.
+    for r in records:
+        for n, text in enumerate([r.video_id, r.clip_id or "", r.label or "", *r.captions]):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                what = ("video_id", "clip_id", "label")[n] if n < 3 else f"caption {n - 2}"
+                src = r.source
+                raise InputError(f"{what} holds bytes that are not valid UTF-8; fix the input's encoding first "
+                                 "(dvtr annotations validate lists them all)", src.file if src else None,
+                                 src.record if src else None) from None
 
 
 def _write_json(records: Sequence[CaptionRecord], path: Path) -> None:

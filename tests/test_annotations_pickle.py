@@ -138,3 +138,13 @@ def test_payloads_really_use_globals(tmp_path: Path) -> None:
     for name, data in _payloads(tmp_path / "s").items():
         ops = {op.name for op, _, _ in pickletools.genops(data)}
         assert ops & {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE"}, name
+
+
+def test_shared_reference_bomb_is_checked_in_linear_time() -> None:
+    # 40 levels of a list holding the previous level twice: 2**40 paths, a few hundred bytes of pickle.
+    layer: list = ["leaf"]
+    for _ in range(40):
+        layer = [layer, layer]
+    data = pickle.dumps({"vid": layer}, protocol=4)
+    assert len(data) < 2000
+    assert loads_plain(data)["vid"][0] is not None

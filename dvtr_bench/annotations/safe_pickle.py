@@ -38,8 +38,15 @@ class PlainDataUnpickler(pickle.Unpickler):
 
 def _check_plain(value: Any) -> None:
     stack: list[tuple[Any, int]] = [(value, 0)]
+    # Memo references let a small pickle share one container many times over (a "billion laughs" DAG);
+    # each container is checked once, so the check stays linear in the pickle's size.
+    seen: set[int] = set()
     while stack:
         v, depth = stack.pop()
+        if type(v) in (dict, list, tuple):
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
         if depth > _MAX_DEPTH:
             raise RefusedPickle(f"it nests deeper than {_MAX_DEPTH} levels")
         # type() rather than isinstance(): a subclass of dict or str is a class the pickle had to name.

@@ -358,3 +358,16 @@ def test_writers_refuse_undecodable_text_naming_the_record(tmp_path: Path) -> No
             write_annotations(recs, tmp_path / name, fmt)
         assert exc.value.file == str(p) and exc.value.record == "line 3" and "caption 1" in exc.value.reason
         assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("raw,seconds", [("12.5", 12.5), (" 7 ", 7.0), ("01:23", 83.0), ("1:02:03.5", 3723.5),
+                                         ("00:00:04,250", 4.25), (3, 3.0)])
+def test_times_accept_seconds_and_timestamps(raw: object, seconds: float) -> None:
+    r = CaptionRecord.from_dict({"video_id": "v", "captions": ["x"], "start_s": raw, "end_s": 99999})
+    assert r.start_s == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("raw", ["1:75", "abc", "1:2:3:4", "nan", "inf", True])
+def test_bad_times_are_refused(raw: object) -> None:
+    with pytest.raises(InputError, match="start_s"):
+        CaptionRecord.from_dict({"video_id": "v", "captions": ["x"], "start_s": raw}, "f.csv", "line 2")

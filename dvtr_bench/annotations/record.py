@@ -53,6 +53,21 @@ def normalize_id(value: Any) -> str:
     return s
 
 
+_TIMESTAMP = re.compile(r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:[.,]\d*)?)\s*$")
+
+
+def parse_seconds(value: Any) -> float:
+    """Seconds from a number, a numeric string, or a ``[H:]MM:SS[.fff]`` timestamp as spreadsheets write them."""
+    if isinstance(value, str):
+        m = _TIMESTAMP.match(value)
+        if m:
+            h, mnt, sec = m.groups()
+            if int(mnt) >= 60 or float(sec.replace(",", ".")) >= 60:
+                raise ValueError(f"not a timestamp: {value!r}")
+            return int(h or 0) * 3600 + int(mnt) * 60 + float(sec.replace(",", "."))
+    return float(value)
+
+
 def video_id_from_path(path: str | Path) -> str:
     """The video id of a footage file: its normalised file name (the same rule as in annotations)."""
     return normalize_id(Path(path).name)
@@ -144,9 +159,10 @@ class CaptionRecord:
                 if isinstance(v, bool):
                     raise InputError(f"{key} is not a number: {v!r}", file, record)
                 try:
-                    v = float(v)
+                    v = parse_seconds(v)
                 except (TypeError, ValueError):
-                    raise InputError(f"{key} is not a number: {v!r}", file, record) from None
+                    raise InputError(f"{key} is not a number of seconds or a [H:]MM:SS[.fff] timestamp: {v!r}",
+                                     file, record) from None
                 if not math.isfinite(v):
                     raise InputError(f"{key} is not finite: {v!r}", file, record)
             times[key] = v

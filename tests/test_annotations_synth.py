@@ -1,0 +1,43 @@
+"""The footage `dvtr synth` writes must pass annotation validation against its own videos, and align to its shots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dvtr_bench.annotations import align, read_annotations, validate, video_id_from_path
+from dvtr_bench.commands.annotations import video_durations
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    synth = pytest.importorskip("dvtr_bench.synth")
+    out = tmp_path_factory.mktemp("synth")
+    synth.generate(out, flights=2, seed=3, resolution=(128, 72), fps=10, min_take=1.5, max_take=3.0,
+                   takes_per_flight=3)
+    return out
+
+
+def test_synth_annotations_validate_against_the_footage(footage: Path) -> None:
+    records = read_annotations(footage / "annotations.jsonl")
+    assert records and all(len(r.captions) == 5 and r.has_span and r.label for r in records)
+    durations, video_problems = video_durations(footage / "videos")
+    assert video_problems == []
+    assert set(durations) == {video_id_from_path(p) for p in (footage / "videos").iterdir()}
+    assert validate(records, durations, tolerance_s=0.0) == []
+
+
+def test_synth_takes_align_to_the_ground_truth_shots(footage: Path) -> None:
+    shots = json.loads((footage / "shots.json").read_text())
+    clips = []
+    for vid, v in shots["videos"].items():
+        for k, t in enumerate(v["takes"]):
+            # The clip ids a shot segmenter would give differ from the takes' ids: alignment must use the times.
+            clips.append({"video_id": vid, "clip_id": f"{vid}_shot_{k}", "start_s": t["start_frame"] / v["fps"],
+                          "end_s": t["end_frame"] / v["fps"]})
+    records = read_annotations(footage / "annotations.jsonl")
+    res = align(records, clips)
+    assert res.unattached == [] and res.uncaptioned() == []
+    assert all(a.method == "overlap" and a.overlap > 0.8 for a in res.attachments)

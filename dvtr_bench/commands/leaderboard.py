@@ -1,0 +1,111 @@
+"""`dvtr leaderboard`: validate, group, rank and render result records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from dvtr_bench.commands._ui import console, err_console, exit_with, progress_bars, run_cli
+
+EXIT_OK, EXIT_VERIFY_FAILED, EXIT_NOTHING, EXIT_SOME_LEFT_OUT = 0, 1, 2, 3
+
+
+@click.command("leaderboard")
+@click.argument("results", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for index.md, summary.json and one sub-folder of tables per comparable group.")
+@click.option("--verify", is_flag=True,
+              help="Recompute every metric from the saved score matrices (checking their sha256); "
+                   "records whose numbers disagree are left out and the exit code is 1.")
+@click.option("--format", "formats", default="md,csv,tex,html,png", show_default=True,
+              help="Comma-separated subset of md, csv, tex, html, png.")
+def leaderboard(results: tuple[Path, ...], out_dir: Path, verify: bool, formats: str) -> None:
+    """Build leaderboard tables from result records.
+
+    RESULTS are record files or folders searched recursively for *.json (default: leaderboard/results/).
+    Records are validated against the record schema, grouped by (dataset fingerprint, protocol version) --
+    groups are never mixed -- and ranked by RSum. Per group: Markdown, CSV, LaTeX (booktabs), a
+    self-contained sortable HTML page and a PNG plot of RSum against cost.
+
+    \b
+    Exit codes:
+      0  every record was accepted (and verified with --verify)
+      1  --verify: some record's numbers disagree with its score files
+      2  bad usage, or no record could be used
+      3  tables written, but some records were left out (reasons are listed)
+    """
+    from dvtr_bench.leaderboard import DEFAULT_RESULTS, FORMATS, build_leaderboard
+
+    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+    bad = sorted(set(fmts) - set(FORMATS))
+    if bad or not fmts:
+        raise click.BadParameter(f"unknown format(s) {', '.join(bad) or '(none given)'}; "
+                                 f"choose from {', '.join(FORMATS)}", param_hint="--format")
+    inputs = list(results) or [DEFAULT_RESULTS]
+    if not results and not DEFAULT_RESULTS.exists():
+        err_console.print(f"[red]error:[/red] no RESULTS given and the default folder {DEFAULT_RESULTS}/ "
+                          "does not exist here")
+        exit_with(EXIT_NOTHING)
+
+    with progress_bars(transient=True) as report:
+        res = run_cli(lambda: build_leaderboard(inputs, out_dir, verify=verify, formats=fmts, progress=report))
+    col = res.collection
+
+    for g in col.groups:
+        if not g.entries:
+            continue
+        t = Table(title=f"{g.title}: {g.n_clips} clips, {g.n_captions} captions, test split {g.fingerprint[:12]}",
+                  title_justify="left")
+        t.add_column("#", justify="right", no_wrap=True)
+        t.add_column("method", no_wrap=True)
+        t.add_column("setting", overflow="fold", min_width=9)
+        t.add_column("seeds", justify="right", no_wrap=True)
+        for name in ("T2V R@1", "V2T R@1", "RSum"):
+            t.add_column(name, justify="right", no_wrap=True)
+        if verify:
+            t.add_column("ok", justify="center", no_wrap=True)
+        from dvtr_bench.leaderboard.render import marks, metric_cell
+
+        for i, e in enumerate(g.entries):
+            short = "zero-shot" if e.zero_shot else e.record["checkpoint_selection"].replace("_", " ")
+            if e.reranked:
+                short += f" +{e.record['reranking']}"
+            cells = [str(i + 1), e.record["method"] + marks(e), short, str(e.n_seeds)]
+            for key in ("t2v_r1", "v2t_r1", "rsum"):
+                mean, std = metric_cell(e, key)
+                cells.append(mean if std is None else f"{mean}±{std}")
+            if verify:
+                cells.append("[green]✓[/green]" if e.verified else "")
+            t.add_row(*cells, style=None if e.compliant else "yellow")
+        console.print(t)
+    if any(not e.compliant for g in col.groups for e in g.entries) or any(e.too_few_seeds for g in col.groups
+                                                                        for e in g.entries):
+        console.print("[dim]† transductive   ‡ test-time re-ranking   * fewer than 3 seeds[/dim]")
+
+    if col.exclusions:
+        t = Table(title=f"Left out ({len(col.exclusions)})", title_justify="left", show_lines=False)
+        t.add_column("record", overflow="fold")
+        t.add_column("kind")
+        t.add_column("why", overflow="fold")
+        for x in col.exclusions:
+            t.add_row(x.path, x.kind, x.reason, style="red" if x.kind == "verify" else None)
+        console.print(t)
+
+    n_groups = sum(1 for g in col.groups if g.entries)
+    console.print(f"{col.n_files} file(s) read, {col.n_accepted} record(s) in {n_groups} group(s), "
+                  f"{len(col.exclusions)} left out"
+                  + (f", {len(col.skipped)} non-record JSON file(s) skipped" if col.skipped else "")
+                  + (" — all accepted rows verified against their score files" if verify and col.n_accepted else ""))
+    if res.index is not None and col.n_accepted:
+        console.print(f"wrote {res.index}, {res.summary} and {n_groups} group folder(s) under {res.out_dir}/")
+
+    if col.verify_failures:
+        err_console.print(f"[red]{len(col.verify_failures)} record(s) disagree with their score files[/red]")
+        exit_with(EXIT_VERIFY_FAILED)
+    if col.n_accepted == 0:
+        err_console.print("[red]error:[/red] no usable result record found")
+        exit_with(EXIT_NOTHING)
+    if col.exclusions:
+        exit_with(EXIT_SOME_LEFT_OUT)

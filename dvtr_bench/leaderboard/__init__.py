@@ -1,0 +1,88 @@
+"""`dvtr leaderboard`: collect result records, check comparability, rank, and render tables and plots.
+
+Library entry point: :func:`build_leaderboard`. It never prints; the CLI (dvtr_bench/commands/leaderboard.py)
+shows the outcome.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from dvtr_bench.leaderboard.collect import (Collection, Entry, Exclusion, Group, collect, collection_summary,
+                                            dumps_summary, rank_key)
+from dvtr_bench.leaderboard.render import FORMATS, to_markdown, write_group
+from dvtr_bench.progress import ProgressFn
+
+DEFAULT_RESULTS = Path("leaderboard") / "results"
+
+__all__ = ["DEFAULT_RESULTS", "FORMATS", "Collection", "Entry", "Exclusion", "Group", "LeaderboardResult",
+           "build_leaderboard", "collect", "collection_summary", "rank_key", "render_index"]
+
+
+@dataclass
+class LeaderboardResult:
+    """What :func:`build_leaderboard` found and wrote."""
+
+    collection: Collection
+    out_dir: Path
+    outputs: dict[str, dict[str, Path]] = field(default_factory=dict)   # group slug -> format -> path
+    index: Optional[Path] = None
+    summary: Optional[Path] = None
+
+
+def build_leaderboard(inputs: Sequence[str | Path], out_dir: str | Path, verify: bool = False,
+                      formats: Sequence[str] = FORMATS, chunk_size: Optional[int] = None,
+                      progress: Optional[ProgressFn] = None) -> LeaderboardResult:
+    """Collect records under ``inputs`` and write, per comparable group, every format in ``formats``.
+
+    Layout of ``out_dir``: ``index.md`` (every group + what was left out, for a README), ``index.html``
+    (links), ``summary.json`` (machine-readable outcome) and ``<group slug>/leaderboard.{md,csv,tex,html,png}``.
+    Groups with no accepted record are not written. See :func:`dvtr_bench.leaderboard.collect.collect` for
+    the checks.
+    """
+    col = collect(inputs, verify=verify, chunk_size=chunk_size, progress=progress)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    res = LeaderboardResult(collection=col, out_dir=out)
+    from dvtr_bench import __version__
+
+    for g in col.groups:
+        if g.entries:
+            res.outputs[g.slug] = write_group(g, out, tuple(formats), generated_by=f"dvtr {__version__}")
+    res.index = out / "index.md"
+    res.index.write_text(render_index(col), encoding="utf-8")
+    (out / "index.html").write_text(_index_html(col, res.outputs), encoding="utf-8")
+    res.summary = out / "summary.json"
+    res.summary.write_text(dumps_summary(col), encoding="utf-8")
+    return res
+
+
+def render_index(col: Collection) -> str:
+    """Markdown of every group (largest first) followed by the records that were left out and why."""
+    parts = ["# dvtr leaderboard", ""]
+    if col.verified:
+        parts += ["Every row was verified: its metrics were recomputed from the saved score matrices.", ""]
+    for g in col.groups:
+        if g.entries:
+            parts.append(to_markdown(g, heading_level=2))
+    if col.exclusions:
+        parts += ["## Left out", "", "| Record | Why |", "|:--|:--|"]
+        parts += [f"| `{x.path}` | {x.reason.replace('|', '/')} |" for x in col.exclusions]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _index_html(col: Collection, outputs: dict[str, dict[str, Path]]) -> str:
+    items = []
+    for g in col.groups:
+        if g.slug in outputs:
+            items.append(f'<li><a href="{html.escape(g.slug)}/leaderboard.html">{html.escape(g.title)}</a> '
+                         f"– {len(g.entries)} rows, fingerprint <code>{html.escape(g.fingerprint[:16])}</code></li>")
+    left = "".join(f"<li><code>{html.escape(x.path)}</code>: {html.escape(x.reason)}</li>" for x in col.exclusions)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>dvtr leaderboard</title>"
+            "</head><body style=\"font-family:system-ui,sans-serif;margin:2rem\"><h1>dvtr leaderboard</h1>"
+            f"<ul>{''.join(items)}</ul>" + (f"<h2>Left out</h2><ul>{left}</ul>" if left else "")
+            + "</body></html>\n")

@@ -60,7 +60,7 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, verify: bool, formats:
                   title_justify="left")
         t.add_column("#", justify="right", no_wrap=True)
         t.add_column("method", no_wrap=True)
-        t.add_column("setting", overflow="fold", min_width=9)
+        t.add_column("ckpt", no_wrap=True)
         t.add_column("seeds", justify="right", no_wrap=True)
         for name in ("T2V R@1", "V2T R@1", "RSum"):
             t.add_column(name, justify="right", no_wrap=True)
@@ -69,10 +69,10 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, verify: bool, formats:
         from dvtr_bench.leaderboard.render import marks, metric_cell
 
         for i, e in enumerate(g.entries):
-            short = "zero-shot" if e.zero_shot else e.record["checkpoint_selection"].replace("_", " ")
-            if e.reranked:
-                short += f" +{e.record['reranking']}"
-            cells = [str(i + 1), e.record["method"] + marks(e), short, str(e.n_seeds)]
+            short = "zero-shot" if e.zero_shot else {"validation": "val", "last_epoch": "last ep"}.get(
+                e.record["checkpoint_selection"], e.record["checkpoint_selection"])
+            name = e.record["method"] + (f" + {e.record['reranking']}" if e.reranked else "")
+            cells = [str(i + 1), name + marks(e), short, str(e.n_seeds)]
             for key in ("t2v_r1", "v2t_r1", "rsum"):
                 mean, std = metric_cell(e, key)
                 cells.append(mean if std is None else f"{mean}±{std}")

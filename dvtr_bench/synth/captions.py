@@ -67,29 +67,40 @@ def count_phrase(stats: dict[str, Any]) -> str | None:
     return None
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeio" else "a"
+
+
 def noun_phrase(group: dict[str, Any], stats: dict[str, Any]) -> str | None:
-    """e.g. "two white boats", "a red tractor", "many cars"; None if nothing is true enough."""
+    """e.g. "two white boats", "a red tractor", "many cars", "players in red"; None if nothing is true enough."""
     if stats["presence"] < TRUE_FOR:
         return None
     cw = count_phrase(stats)
     cols = stats["visible_colours"]
-    colour = ""
-    # A colour word only when the count is exact and every object seen for most of the take has that colour.
-    if (group.get("colour_salient", True) and cw in COUNT_WORDS.values() and len(cols) == 1
-            and stats["members_mostly_visible"] == stats["count_mode"]):
-        colour = cols[0] + " "
+    mostly = stats["members_mostly_visible"]
+    colour = None
+    # A colour word only when every object seen for most of the take shares it (and, with an exact count,
+    # when those objects are exactly the ones counted).
+    if group.get("colour_salient", True) and len(cols) == 1 and mostly >= 1:
+        if cw not in COUNT_WORDS.values() or mostly == stats["count_mode"]:
+            colour = cols[0]
+    noun = group["type"] if cw == "one" else group["plural"]
+    if colour:
+        core = f"{noun} in {colour}" if group.get("colour_in") else f"{colour} {noun}"
+    else:
+        core = noun
     if cw == "one":
-        art = "an" if colour.startswith("o") else "a"
-        return f"{art} {colour}{group['type']}"
+        return f"{_article(core)} {core}"
     if cw is None:
-        return group["plural"]
-    return f"{cw} {colour}{group['plural']}"
+        return core
+    return f"{cw} {core}"
 
 
-def make_captions(rng: np.random.Generator, kind: str, kind_np: str, groups: list[dict[str, Any]],
+def make_captions(rng: np.random.Generator, kind: str, kind_nps: list[str], groups: list[dict[str, Any]],
                   camera_motion: str, phrases: list[str], k: int = 5) -> list[str]:
-    """Five distinct captions. Each names the scene kind; details come from true group statements."""
-    details: list[tuple[str, str]] = []   # (noun phrase, full clause)
+    """``k`` distinct captions. Each names the scene kind; details come from the true group statements,
+    the scene's true phrases and sometimes the camera motion."""
+    details: list[tuple[str, str]] = []   # (noun phrase, clause)
     for g in groups:
         np_ = g.get("noun_phrase")
         if not np_:
@@ -98,39 +109,39 @@ def make_captions(rng: np.random.Generator, kind: str, kind_np: str, groups: lis
         verb = g["verb_one"] if single else g["verb"]
         details.append((np_, f"{np_} {verb}" if verb else np_))
     cam = CAMERA_SENTENCE[camera_motion]
-    pool: list[str] = []
-    openers = list(OPENERS)
-    rng.shuffle(openers)
-    for i, (np_, clause) in enumerate(details):
-        o = openers[i % len(openers)]
-        pool.append(f"{o} {kind_np} with {np_}.")
-        pool.append(f"{o} {kind_np}: {clause}.")
-        pool.append(f"{clause} in this view of {kind_np}.")
-        pool.append(f"{cam} over {kind_np} where {clause}.")
+
+    def kn() -> str:
+        return kind_nps[int(rng.integers(len(kind_nps)))]
+
+    def op() -> str:
+        return OPENERS[int(rng.integers(len(OPENERS)))]
+
+    rich: list[str] = []
+    for np_, clause in details:
+        rich += [f"{op()} {kn()} with {np_}.", f"{op()} {kn()}: {clause}.", f"{clause} in this view of {kn()}.",
+                 f"{cam} over {kn()} where {clause}."]
     for p in phrases:
-        pool.append(f"{openers[0]} {kind_np}; {p}.")
-        pool.append(f"{cam} over {kind_np}; {p}.")
-    pool.append(f"{cam} over {kind_np}.")
-    pool.append(f"{openers[1]} {kind_np}.")
+        rich += [f"{op()} {kn()}; {p}.", f"{cam} over {kn()}; {p}."]
     if len(details) >= 2:
-        a, b = details[0], details[1]
-        pool.append(f"{openers[2]} {kind_np} with {a[0]} and {b[0]}.")
-    pool = list(dict.fromkeys(s[0].upper() + s[1:] for s in pool))
-    order = rng.permutation(len(pool))
+        rich.append(f"{op()} {kn()} with {details[0][0]} and {details[1][0]}.")
+    plain = [f"{cam} over {kn()}.", f"{op()} {kn()}."] + [f"{o} {n}." for o in OPENERS for n in kind_nps]
+    rich = list(dict.fromkeys(rich))
+    plain = list(dict.fromkeys(plain))
     chosen: list[str] = []
-    # Prefer captions that carry a detail; fall back to the plain ones only when details run out.
-    detailed = [pool[i] for i in order if any(d[0] in pool[i] for d in details) or any(p in pool[i] for p in phrases)]
-    plain = [pool[i] for i in order if pool[i] not in detailed]
-    for s in detailed + plain:
-        if s not in chosen:
-            chosen.append(s)
-        if len(chosen) == k:
+    # Mostly detailed captions (they separate hard negatives), one plain caption when details allow.
+    n_rich = min(len(rich), k - 1) if rich else 0
+    for i in rng.permutation(len(rich))[:n_rich]:
+        chosen.append(rich[int(i)])
+    for i in rng.permutation(len(plain)):
+        if len(chosen) >= k:
             break
+        if plain[int(i)] not in chosen:
+            chosen.append(plain[int(i)])
+    extra = ["seen from above", "from a drone", "from the air", "filmed from above", "shot from a drone"]
     i = 0
-    while len(chosen) < k:  # tiny pools (no details at all): vary the opener
-        s = f"{OPENERS[i % len(OPENERS)]} {kind_np}, {['seen from above', 'from a drone', 'from the air', 'shot from above', 'filmed from a drone'][i % 5]}."
-        s = s[0].upper() + s[1:]
+    while len(chosen) < k:
+        s = f"{OPENERS[i % len(OPENERS)]} {kind_nps[i % len(kind_nps)]}, {extra[(i // len(OPENERS)) % len(extra)]}."
         if s not in chosen:
             chosen.append(s)
         i += 1
-    return chosen
+    return [c[0].upper() + c[1:] for c in chosen]

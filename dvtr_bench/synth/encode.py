@@ -23,7 +23,7 @@ class H264Writer:
     """Write RGB uint8 frames to an MP4 file. Use as a context manager."""
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float, crf: int = 20,
-                 preset: str = "veryfast", gop_s: float = 1.0):
+                 preset: str = "ultrafast", gop_s: float = 1.0):
         if width % 2 or height % 2:
             raise ValueError("H.264 with 4:2:0 chroma needs an even width and height")
         self.path = Path(path)
@@ -39,10 +39,12 @@ class H264Writer:
         cc.thread_type = "NONE"
         gop = max(1, int(round(float(rate) * gop_s)))
         # A fixed GOP (no scene-cut keyframes) keeps random access cost uniform for dataset builders.
+        # ultrafast plus CABAC and the deblocking filter: ~2x the speed of veryfast on one core, with
+        # files about 1.5x larger; generation must stay well above real time on a single core.
         stream.options = {
-            "preset": preset, "crf": str(crf), "tune": "film",
+            "preset": preset, "crf": str(crf),
             "x264-params": f"threads=1:lookahead-threads=1:sliced-threads=0:keyint={gop}:min-keyint={gop}:"
-                           f"scenecut=0:bframes=2",
+                           f"scenecut=0:cabac=1:deblock=1,0,0",
         }
         cc.color_range = 1          # limited ("tv") range, which is what cv2's I420 conversion produces
         cc.colorspace = 6           # BT.601 (smpte170m), matching that conversion
@@ -50,7 +52,9 @@ class H264Writer:
         self.n = 0
 
     def write(self, rgb: np.ndarray) -> None:
-        yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+        """Append one RGB or RGBA (alpha ignored) uint8 frame."""
+        code = cv2.COLOR_RGBA2YUV_I420 if rgb.shape[2] == 4 else cv2.COLOR_RGB2YUV_I420
+        yuv = cv2.cvtColor(rgb, code)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = self.n
         self.n += 1

@@ -77,8 +77,12 @@ def boat_parts(colour: tuple[int, int, int], length: float, wake: tuple[int, int
                      [-length / 2, w / 2 * 0.9], [length * 0.22, w / 2]])
     parts: list[Part] = []
     if wake is not None:
-        parts.append((np.array([[-length * 0.4, -w * 0.4], [-length * 2.6, -w * 1.6], [-length * 2.6, w * 1.6],
-                                [-length * 0.4, w * 0.4]]), wake, False))
+        # Two thin foam lines spreading from the stern, and a short churned patch behind it.
+        for sgn in (-1, 1):
+            parts.append((np.array([[-length * 0.45, sgn * w * 0.35], [-length * 1.7, sgn * w * 1.1],
+                                    [-length * 1.7, sgn * w * 1.1 - sgn * 0.3], [-length * 0.45, sgn * w * 0.12]]),
+                          wake, False))
+        parts.append((rect_pts(length * 0.9, w * 0.55) + [-length * 0.9, 0], wake, False))
     if shadow is not None:
         parts.append((hull, shadow, True))
     parts += [(hull, colour, False),
@@ -144,7 +148,7 @@ class MoverRenderer:
                 obj.append(np.full(len(poly), i))
                 offs.append(np.repeat(np.asarray(sun, np.float64)[None] * (1.0 if is_shadow else 0.0), len(poly), 0))
                 lit = np.clip(np.asarray(colour, np.float64) * (1.0 if is_shadow else gain), 0, 255)
-                cols.append(tuple(int(c) for c in lit))
+                cols.append(tuple(int(c) for c in lit) + (255,))
                 spans.append((k, k + len(poly), i))
                 k += len(poly)
         self.n_obj = len(movers)

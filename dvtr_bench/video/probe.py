@@ -1,0 +1,145 @@
+"""Probe a video file: duration, frame rate, size, codec and whether the frame rate is variable.
+
+Only the container and stream headers plus the timestamps of the first packets are read, so probing costs
+milliseconds even for hours of 4K footage. Anything PyAV cannot open becomes an :class:`InputError` that names
+the file, which the build records in its manifest instead of stopping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dvtr_bench.errors import InputError
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm")
+
+# How many packets to look at when deciding whether the frame rate is variable.
+_VFR_PACKETS = 120
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a build needs to know about a source video before decoding it."""
+
+    path: str
+    duration_s: float
+    fps: float             # average frame rate (frames / duration); nominal rate when the container says so
+    n_frames: int          # container's frame count, or an estimate from duration * fps
+    width: int
+    height: int
+    codec: str
+    pix_fmt: str | None
+    vfr: bool              # True when packet durations vary (phones, some drones, screen recordings)
+    start_time_s: float    # timestamp of the first frame; frame times are reported relative to it
+    size_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def list_videos(inputs: list[str | Path]) -> list[Path]:
+    """Expand files and folders (recursively) into a sorted list of video files by extension.
+
+    A file given explicitly is kept whatever its extension: the user asked for it, and if it is not a video
+    the build records why.
+    """
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InputError("no such file or folder", p)
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        r = p.resolve()
+        if r not in seen:
+            seen.add(r)
+            unique.append(p)
+    return unique
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read the headers of ``path``; raise :class:`InputError` with a readable reason when it is not a video."""
+    import av
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("no such file", p)
+    size = p.stat().st_size
+    if size == 0:
+        raise InputError("empty file (0 bytes)", p)
+    try:
+        container = av.open(str(p))
+    except av.FFmpegError as exc:
+        raise InputError(f"not a readable video container: {_reason(exc)}", p) from None
+    try:
+        if not container.streams.video:
+            raise InputError("no video stream", p)
+        st = container.streams.video[0]
+        tb = st.time_base
+        ctx = st.codec_context
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        if width <= 0 or height <= 0:
+            raise InputError("video stream has no frame size (corrupt header?)", p)
+        start = float(st.start_time * tb) if st.start_time is not None and tb is not None else 0.0
+        if st.duration is not None and tb is not None:
+            duration = float(st.duration * tb)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        else:
+            duration = 0.0
+        rate = st.average_rate or st.guessed_rate or st.base_rate
+        fps = float(rate) if rate else 0.0
+        n_frames = int(st.frames or 0)
+        if n_frames <= 0 and duration > 0 and fps > 0:
+            n_frames = int(round(duration * fps))
+        if fps <= 0 and n_frames > 0 and duration > 0:
+            fps = n_frames / duration
+        vfr = _packet_durations_vary(container, st)
+        if duration <= 0:
+            raise InputError("video has no duration (truncated or corrupt?)", p)
+        return VideoInfo(path=str(p), duration_s=duration, fps=fps, n_frames=n_frames, width=width,
+                         height=height, codec=ctx.name, pix_fmt=ctx.format.name if ctx.format else None,
+                         vfr=vfr, start_time_s=start, size_bytes=size)
+    finally:
+        container.close()
+
+
+def _packet_durations_vary(container: Any, stream: Any) -> bool:
+    import av
+
+    pts: list[int] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                pts.append(packet.pts)
+            if len(pts) >= _VFR_PACKETS:
+                break
+    except av.FFmpegError:
+        return False
+    finally:
+        try:
+            container.seek(0)
+        except av.FFmpegError:
+            pass
+    if len(pts) < 3:
+        return False
+    pts.sort()  # decode order differs from presentation order with B-frames
+    deltas = {b - a for a, b in zip(pts, pts[1:])}
+    deltas.discard(0)
+    if len(deltas) <= 1:
+        return False
+    lo, hi = min(deltas), max(deltas)
+    # Rounding of a constant rate to the time base gives deltas that differ by one tick.
+    return hi - lo > 1
+
+
+def _reason(exc: Exception) -> str:
+    msg = getattr(exc, "strerror", None) or str(exc)
+    return str(msg).strip() or type(exc).__name__

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich import box
 from rich.table import Table
 
 from dvtr_bench.commands._ui import console, err_console, exit_with, progress_bars, run_cli
@@ -57,9 +58,9 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, verify: bool, formats:
         if not g.entries:
             continue
         t = Table(title=f"{g.title}: {g.n_clips} clips, {g.n_captions} captions, test split {g.fingerprint[:12]}",
-                  title_justify="left")
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         t.add_column("#", justify="right", no_wrap=True)
-        t.add_column("method", no_wrap=True)
+        t.add_column("method", overflow="fold", ratio=1)
         t.add_column("ckpt", no_wrap=True)
         t.add_column("seeds", justify="right", no_wrap=True)
         for name in ("T2V R@1", "V2T R@1", "RSum"):

@@ -10,6 +10,9 @@ from typing import Any
 
 SPLITS = ("train", "validation", "test")
 
+# Version of the on-disk layout (data/ shards, build/manifest.parquet, build/build.json); bump on breaking change.
+FORMAT_VERSION = 1
+
 # Column name -> short description; the order is the column order of the Parquet shards.
 CLIP_COLUMNS: dict[str, str] = {
     "clip_id": "stable id of the clip, unique in the dataset",

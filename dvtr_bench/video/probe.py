@@ -77,6 +77,11 @@ def probe(path: str | Path) -> VideoInfo:
     try:
         container = av.open(str(p))
     except av.FFmpegError as exc:
+        with open(p, "rb") as f:
+            head = f.read(64)
+        if b"ftyp" in head or head.startswith(b"\x1a\x45\xdf\xa3"):
+            raise InputError(f"truncated or incomplete video (container header present, rest unreadable: "
+                             f"{_reason(exc)})", p) from None
         raise InputError(f"not a readable video container: {_reason(exc)}", p) from None
     try:
         if not container.streams.video:

@@ -1,0 +1,326 @@
+"""``dvtr build-dataset`` as a library call: footage + caption annotations -> a dataset in Hub layout.
+
+Flow: list videos -> read and validate annotations -> one job per video (skipped when its staged result under
+``build/jobs/`` has the same key) -> stage each result atomically as it completes -> assign splits per video ->
+audit -> write shards (folder swap), ``build/manifest.parquet``, ``build/build.json`` and ``README.md``.
+
+Because every job's output is staged before the next step and the final files are written from the staged
+results only, a build killed at any point and re-run produces the same dataset as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from dvtr_bench import __version__
+from dvtr_bench.dataset.audit import DatasetAudit, audit_dataset
+from dvtr_bench.dataset.config import BuildConfig
+from dvtr_bench.dataset.hub import card_yaml, write_atomic, write_shards
+from dvtr_bench.dataset.job import STATUS_OK, JobResult, JobSpec, run_job
+from dvtr_bench.dataset.schema import CLIP_COLUMNS, FORMAT_VERSION, SPLITS
+from dvtr_bench.dataset.splits import assign_splits, splits_from_records, video_labels
+from dvtr_bench.errors import InputError
+from dvtr_bench.progress import Progress, ProgressFn, no_progress
+from dvtr_bench.provenance import canonical_json, config_hash, file_sha256, git_commit, package_versions
+
+MANIFEST_COLUMNS = ("video_id", "path", "status", "reason", "key", "duration_s", "fps", "width", "height", "codec",
+                    "vfr", "n_frames", "n_transitions", "n_clips", "n_captions", "n_uncaptioned_dropped",
+                    "n_unattached_records", "probe_s", "pass_s", "export_s", "total_s", "resumed")
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    n_videos: int
+    n_ok: int
+    n_failed: int
+    n_resumed: int
+    n_clips: int
+    n_captions: int
+    per_split: dict[str, dict[str, int]]
+    failed: list[tuple[str, str]]
+    audit: DatasetAudit | None
+    annotation_problems: list[Any] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    shards: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        return self.n_failed > 0
+
+
+# ------------------------------------------------------------------------------------------- staging
+
+def _job_path(out: Path, video_id: str) -> Path:
+    return out / "build" / "jobs" / f"{video_id}.parquet"
+
+
+def stage_result(out: Path, res: JobResult) -> None:
+    """Write a job's rows + status to ``build/jobs/<video_id>.parquet`` (temp file + rename)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not res.ok:
+        write_atomic(out / "build" / "jobs" / f"{res.video_id}.failed.json",
+                     json.dumps(res.status, indent=1, default=str))
+        return
+    schema = _staging_schema()
+    table = pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in res.rows], schema=schema)
+    status = {k: v for k, v in res.status.items() if k != "traceback"}
+    table = table.replace_schema_metadata({**(schema.metadata or {}),
+                                           b"dvtr_job": json.dumps({"key": res.key, "status": status},
+                                                                   default=str).encode("utf-8")})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    write_atomic(_job_path(out, res.video_id), buf.getvalue())
+    (out / "build" / "jobs" / f"{res.video_id}.failed.json").unlink(missing_ok=True)
+
+
+def load_staged(out: Path, video_id: str, key: str | None = None) -> JobResult | None:
+    """The staged result of a video, or None when absent, unreadable or made with another key."""
+    import pyarrow.parquet as pq
+
+    p = _job_path(out, video_id)
+    if not p.is_file():
+        return None
+    try:
+        table = pq.read_table(p)
+        meta = json.loads(table.schema.metadata[b"dvtr_job"])
+    except Exception:  # noqa: BLE001 - a damaged staging file is simply recomputed
+        return None
+    if key is not None and meta.get("key") != key:
+        return None
+    return JobResult(video_id, meta["key"], meta["status"], table.to_pylist())
+
+
+def _staging_schema() -> Any:
+    import pyarrow as pa
+
+    base = __import__("dvtr_bench.dataset.schema", fromlist=["clip_features"]).clip_features().arrow_schema
+    fields = [f for f in base if f.name != "split"] + [pa.field("_phash", pa.int64())]
+    return pa.schema(fields, metadata=base.metadata)
+
+
+# --------------------------------------------------------------------------------------------- build
+
+def build(inputs: Sequence[str | Path], annotations: str | Path | None, out_dir: str | Path,
+          config: BuildConfig | None = None, progress: ProgressFn | None = None, *, workers: int | None = None,
+          executor: str = "process", ray_address: str | None = None, annotation_format: str | None = None,
+          resume: bool = True) -> BuildResult:
+    """Build a dataset (see the module docstring). Raises InputError/ConfigError for unusable input or
+    options; per-video failures are recorded in the manifest and counted in the result instead."""
+    from dvtr_bench.annotations import read_annotations, validate, video_id_from_path
+    from dvtr_bench.dataset.executors import run_jobs
+    from dvtr_bench.video.probe import list_videos
+
+    config = config or BuildConfig()
+    progress = progress or no_progress
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    videos = list_videos(list(inputs))
+    if not videos:
+        raise InputError("no video files found (looked for .mp4 .mov .mkv .avi .m4v .webm)",
+                         ", ".join(str(i) for i in inputs))
+    by_id: dict[str, Path] = {}
+    for v in videos:
+        vid = video_id_from_path(v)
+        if vid in by_id:
+            raise InputError(f"two videos have the id {vid!r}: {by_id[vid]} and {v} (ids come from file names)")
+        by_id[vid] = v
+
+    records: list[Any] = []
+    problems: list[Any] = []
+    if annotations is not None:
+        records = read_annotations(annotations, format=annotation_format)
+        problems = validate(records, videos={vid: None for vid in by_id}, file=str(annotations))
+    elif config.segmenter == "annotations":
+        raise InputError("the annotation-aligned segmenter needs --annotations")
+    if config.split_from_annotations and annotations is None:
+        raise InputError("splits from annotations need --annotations")
+    per_video: dict[str, list[Any]] = defaultdict(list)
+    for r in records:
+        per_video[r.video_id].append(r)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "build" / "jobs").mkdir(parents=True, exist_ok=True)
+    job_cfg = config.job_config()
+    specs = [JobSpec(vid, str(path), per_video.get(vid, []), job_cfg, annotations is not None, str(out))
+             for vid, path in sorted(by_id.items())]
+
+    results: dict[str, JobResult] = {}
+    resumed: set[str] = set()
+    todo: list[JobSpec] = []
+    for spec in specs:
+        staged = load_staged(out, spec.video_id, spec.key()) if resume else None
+        if staged is not None:
+            results[spec.video_id] = staged
+            resumed.add(spec.video_id)
+        else:
+            todo.append(spec)
+
+    total_footage = 0.0
+    progress(Progress("videos", completed=len(resumed), total=len(specs)))
+    progress(Progress("clips", completed=sum(len(r.rows) for r in results.values()), total=None))
+    t_jobs = time.perf_counter()
+    for res in run_jobs(run_job, todo, executor=executor, workers=workers, ray_address=ray_address):
+        stage_result(out, res)
+        results[res.video_id] = res
+        total_footage += float(res.status.get("duration_s") or 0.0)
+        el = max(1e-6, time.perf_counter() - t_jobs)
+        progress(Progress("videos", advance=1, info={"failed": sum(not r.ok for r in results.values())}))
+        progress(Progress("clips", advance=len(res.rows)))
+        progress(Progress("footage", advance=float(res.status.get("duration_s") or 0.0),
+                          info={"footage s/s": total_footage / el}))
+    jobs_s = time.perf_counter() - t_jobs
+
+    # ---- assemble
+    t_asm = time.perf_counter()
+    ok = {vid: r for vid, r in results.items() if r.ok}
+    rows = [row for vid in sorted(ok) for row in ok[vid].rows]
+    vids_with_rows = sorted({r["video_id"] for r in rows})
+    if config.split_from_annotations:
+        split_of = splits_from_records(records, vids_with_rows)
+    else:
+        labels = video_labels([(r["video_id"], r["label"]) for r in rows]) if config.stratify else None
+        split_of = assign_splits(vids_with_rows, config.splits, config.split_seed, labels)
+    for r in rows:
+        r["split"] = split_of[r["video_id"]]
+    order = {s: i for i, s in enumerate(SPLITS)}
+    rows.sort(key=lambda r: (order.get(r["split"], 9), r["video_id"], r["start_s"], r["end_s"], r["clip_id"]))
+    audit = audit_dataset(rows, config.near_dup_bits)
+    by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_split[r["split"]].append(r)
+    shards = write_shards(by_split, out, int(config.shard_max_mb * (1 << 20)))
+    per_split = {s: {"clips": len(by_split[s]), "captions": sum(len(r["captions"]) for r in by_split[s]),
+                     "videos": len({r["video_id"] for r in by_split[s]})} for s in SPLITS if by_split.get(s)}
+
+    statuses = []
+    for spec in specs:
+        st = dict(results[spec.video_id].status)
+        st["resumed"] = spec.video_id in resumed
+        statuses.append(st)
+    _write_manifest(out, statuses)
+    failed = [(s["video_id"], str(s.get("reason"))) for s in statuses if s["status"] != STATUS_OK]
+    timings = {"jobs_s": jobs_s, "assemble_s": time.perf_counter() - t_asm,
+               "total_s": time.perf_counter() - t_start,
+               "pass_s": sum(float(s.get("pass_s") or 0) for s in statuses if not s["resumed"]),
+               "export_s": sum(float(s.get("export_s") or 0) for s in statuses if not s["resumed"])}
+    result = BuildResult(out_dir=out, n_videos=len(specs), n_ok=len(ok), n_failed=len(failed), n_resumed=len(resumed),
+                         n_clips=len(rows), n_captions=sum(len(r["captions"]) for r in rows), per_split=per_split,
+                         failed=failed, audit=audit, annotation_problems=problems, timings=timings, shards=shards)
+    build_json = _build_json(config, annotations, by_id, specs, results, result, executor, workers)
+    write_atomic(out / "build" / "build.json", json.dumps(build_json, indent=2, sort_keys=True, default=str) + "\n")
+    write_atomic(out / "README.md", dataset_card(config, result, build_json))
+    return result
+
+
+def _write_manifest(out: Path, statuses: list[dict[str, Any]]) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([
+        ("video_id", pa.string()), ("path", pa.string()), ("status", pa.string()), ("reason", pa.string()),
+        ("key", pa.string()), ("duration_s", pa.float64()), ("fps", pa.float64()), ("width", pa.int32()),
+        ("height", pa.int32()), ("codec", pa.string()), ("vfr", pa.bool_()), ("n_frames", pa.int64()),
+        ("n_transitions", pa.int64()), ("n_clips", pa.int64()), ("n_captions", pa.int64()),
+        ("n_uncaptioned_dropped", pa.int64()), ("n_unattached_records", pa.int64()), ("probe_s", pa.float64()),
+        ("pass_s", pa.float64()), ("export_s", pa.float64()), ("total_s", pa.float64()), ("resumed", pa.bool_()),
+        ("transitions", pa.string()),
+    ])
+    rows = []
+    for s in statuses:
+        row = {c: s.get(c) for c in MANIFEST_COLUMNS}
+        row["reason"] = None if row["reason"] is None else str(row["reason"])
+        row["transitions"] = json.dumps(s.get("transitions")) if s.get("transitions") is not None else None
+        rows.append(row)
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
+    write_atomic(out / "build" / "manifest.parquet", buf.getvalue())
+
+
+def _build_json(config: BuildConfig, annotations: Any, by_id: dict[str, Path], specs: list[JobSpec],
+                results: dict[str, JobResult], result: BuildResult, executor: str, workers: int | None) -> dict:
+    from dvtr_bench.protocol import v1
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "dvtr_version": __version__,
+        "git_commit": git_commit(),
+        "protocol_version": v1.VERSION,
+        "config": config.to_dict(),
+        "config_hash": config_hash(config.to_dict()),
+        "columns": list(CLIP_COLUMNS),
+        "annotations": None if annotations is None else {"path": str(annotations),
+                                                         "sha256": file_sha256(annotations)},
+        "videos": {spec.video_id: {"path": spec.video_path, "job_key": results[spec.video_id].key,
+                                   "status": results[spec.video_id].status["status"]} for spec in specs},
+        "dataset_fingerprint": config_hash(canonical_json(sorted(
+            (r.video_id, r.key) for r in results.values() if r.ok))),
+        "counts": {"videos": result.n_videos, "ok": result.n_ok, "failed": result.n_failed,
+                   "clips": result.n_clips, "captions": result.n_captions, "per_split": result.per_split},
+        "run": {"executor": executor, "workers": workers, "resumed_videos": result.n_resumed,
+                "timings": result.timings},
+        "versions": package_versions(),
+    }
+
+
+def dataset_card(config: BuildConfig, result: BuildResult, build_json: dict[str, Any]) -> str:
+    """README.md: YAML header for the Hub, then statistics, the audit and build provenance."""
+    splits = [s for s in SPLITS if s in result.per_split]
+    lines = [card_yaml(splits, result.n_clips, config.license, config.pretty_name), f"# {config.pretty_name}", "",
+             "Drone video-text retrieval dataset built with `dvtr build-dataset` "
+             f"(dvtr {build_json['dvtr_version']}, protocol v{build_json['protocol_version']}). One row per clip: "
+             f"captions plus {config.num_frames} protocol frames (JPEG, short side {config.frame_short_side} px) "
+             "taken at the middles of equal segments of the clip, so every model sees identical pixels.", "",
+             "```python", "import dvtr_bench", "ds = dvtr_bench.load_dataset(\"<this folder or repo id>\")",
+             "# or: datasets.load_dataset(\"<this folder or repo id>\")", "```", "",
+             "## Statistics", "", "| split | videos | clips | captions |", "| --- | ---: | ---: | ---: |"]
+    for s in splits:
+        c = result.per_split[s]
+        lines.append(f"| {s} | {c['videos']} | {c['clips']} | {c['captions']} |")
+    lines.append(f"| **all** | {sum(c['videos'] for c in result.per_split.values())} | {result.n_clips} | "
+                 f"{result.n_captions} |")
+    lines += ["", f"Source videos: {result.n_videos} ({result.n_ok} built, {result.n_failed} failed; see "
+              "`build/manifest.parquet`).", ""]
+    if result.failed:
+        lines += ["Failed videos:", ""] + [f"- `{v}`: {r}" for v, r in result.failed[:20]] + [""]
+    seg_params = dict(config.segmenter_params)
+    for k in ("min_len", "max_len"):
+        if getattr(config, k) is not None:
+            seg_params[k] = getattr(config, k)
+    split_how = ("taken from the annotation file" if config.split_from_annotations else
+                 f"assigned per source video, seed {config.split_seed}, fractions "
+                 + ", ".join(f"{k} {v:.2f}" for k, v in config.splits.items())
+                 + (", stratified by label" if config.stratify else ""))
+    lines += ["## How it was built", "",
+              f"- Segmenter: `{config.segmenter}` {json.dumps(seg_params, sort_keys=True)} (per clip in "
+              "`segmenter` / `segmenter_params`).",
+              f"- Splits: {split_how}. Clips of one source video are always in one split.",
+              f"- Captions attach to clips by clip id, else by time overlap ({config.overlap} >= "
+              f"{config.min_overlap:g}); clips without captions are "
+              f"{'kept' if config.keep_uncaptioned else 'dropped'}.",
+              f"- Clip export: {'H.264, short side %d px, keyframe every %.2g s' % (config.clip_short_side, config.clip_gop_s) if config.export_clips else 'none'}.",
+              "", "## Audit", ""]
+    if result.audit is not None:
+        lines.append(result.audit.to_markdown())
+    if result.annotation_problems:
+        lines += [f"Annotation problems reported by validation: {len(result.annotation_problems)} "
+                  "(run `dvtr annotations validate`).", ""]
+    lines += ["## Columns", "", "| column | description |", "| --- | --- |"]
+    lines += [f"| `{k}` | {v} |" for k, v in CLIP_COLUMNS.items()]
+    lines += ["", "## Provenance", "",
+              f"- dvtr {build_json['dvtr_version']}, git `{build_json['git_commit']}`, format v{FORMAT_VERSION}",
+              f"- config hash `{build_json['config_hash'][:16]}`, dataset fingerprint "
+              f"`{build_json['dataset_fingerprint'][:16]}`",
+              "- full config, package versions and per-video job keys: `build/build.json`", ""]
+    return "\n".join(lines)

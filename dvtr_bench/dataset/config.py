@@ -1,0 +1,80 @@
+"""The build configuration: everything that decides a dataset's content, recorded in build/build.json.
+
+Options that only change how fast a build runs (workers, executor, Ray address) are not part of it, so the
+same config built on a laptop or a cluster gives the same dataset and the same fingerprints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dvtr_bench.errors import ConfigError
+from dvtr_bench.protocol import v1
+
+
+@dataclass
+class BuildConfig:
+    segmenter: str = "shots"                        # shots | windows | annotations
+    segmenter_params: dict[str, Any] = field(default_factory=dict)
+    min_len: float | None = None                    # seconds; None = the segmenter's default
+    max_len: float | None = None
+    num_frames: int = v1.NUM_FRAMES
+    frame_short_side: int = v1.FRAME_SHORT_SIDE
+    jpeg_quality: int = v1.JPEG_QUALITY
+    overlap: str = "iou"                            # how a timed caption record matches a clip (iou | record | clip)
+    min_overlap: float = 0.5                        # minimum overlap for a record to attach to a clip
+    keep_uncaptioned: bool = False                  # keep clips that received no caption
+    splits: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2})
+    split_seed: int = 0
+    stratify: bool = False                          # stratify the split of videos by their label
+    split_from_annotations: bool = False            # take each video's split from the annotation file
+    export_clips: bool = False
+    clip_short_side: int = 360
+    clip_gop_s: float = 0.5                         # keyframe interval of exported clips
+    clip_crf: int = 23
+    shard_max_mb: float = 256.0
+    near_dup_bits: int = 6                          # perceptual-hash distance under which clips are near duplicates
+    license: str = "other"
+    pretty_name: str = "dvtr drone video-text dataset"
+
+    def __post_init__(self) -> None:
+        if self.segmenter not in ("shots", "windows", "annotations"):
+            raise ConfigError(f"unknown segmenter {self.segmenter!r} (shots, windows, annotations)")
+        if self.overlap not in ("iou", "record", "clip"):
+            raise ConfigError(f"overlap must be iou, record or clip, got {self.overlap!r}")
+        if not 0 <= self.min_overlap <= 1:
+            raise ConfigError(f"min_overlap must be in [0, 1], got {self.min_overlap}")
+        unknown = set(self.splits) - set(v1.SPLITS)
+        if unknown:
+            raise ConfigError(f"unknown split name(s) {sorted(unknown)}; use {list(v1.SPLITS)}")
+        if any(v < 0 for v in self.splits.values()) or sum(self.splits.values()) <= 0:
+            raise ConfigError(f"split fractions must be >= 0 and not all 0: {self.splits}")
+        total = sum(self.splits.values())
+        self.splits = {k: self.splits[k] / total for k in v1.SPLITS if k in self.splits}
+        if self.num_frames < 1 or self.frame_short_side < 16:
+            raise ConfigError("num_frames must be >= 1 and frame_short_side >= 16")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError("jpeg_quality must be in 1..100")
+        if self.min_len is not None and self.max_len is not None and self.max_len < self.min_len:
+            raise ConfigError(f"max_len {self.max_len} < min_len {self.min_len}")
+        if self.shard_max_mb <= 0:
+            raise ConfigError("shard_max_mb must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BuildConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown build option(s) {sorted(unknown)}")
+        return cls(**d)
+
+    def job_config(self) -> dict[str, Any]:
+        """The part of the config one per-video job depends on (its result is cached under its hash)."""
+        keys = ("segmenter", "segmenter_params", "min_len", "max_len", "num_frames", "frame_short_side",
+                "jpeg_quality", "overlap", "min_overlap", "keep_uncaptioned", "export_clips", "clip_short_side",
+                "clip_gop_s", "clip_crf")
+        d = self.to_dict()
+        return {k: d[k] for k in keys}

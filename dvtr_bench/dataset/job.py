@@ -1,0 +1,194 @@
+"""One job per source video: a pure function of (video file, its caption records, job config) -> rows + status.
+
+Purity is what makes a build resumable (a finished job's result is staged under its key and reused), parallel
+(jobs share nothing) and distributable (a Ray task runs the same function). The only side effect is the optional
+clip export, whose files are written atomically under the dataset folder.
+
+Rows carry everything of the final clip row except ``split``, which depends on all videos and is assigned when
+the dataset is assembled.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dvtr_bench.errors import DvtrError, InputError
+from dvtr_bench.provenance import config_hash, file_fingerprint
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+@dataclass
+class JobSpec:
+    video_id: str
+    video_path: str
+    records: list[Any]                   # CaptionRecord of this video (empty when it has none)
+    config: dict[str, Any]               # BuildConfig.job_config()
+    has_annotations: bool = True         # False when the build has no annotation file at all
+    out_dir: str | None = None           # dataset root, for clip export
+
+    def key(self) -> str:
+        """Identity of the job's result: changes when the video, its records or the config change."""
+        fp = file_fingerprint(self.video_path) if Path(self.video_path).exists() else None
+        if fp is not None:
+            fp = {k: v for k, v in fp.items() if k != "mtime"}   # a copy or touch must not invalidate a build
+        return config_hash({"video_id": self.video_id, "file": fp, "config": self.config,
+                            "records": [r.to_dict() for r in self.records],
+                            "has_annotations": self.has_annotations})[:32]
+
+
+@dataclass
+class JobResult:
+    video_id: str
+    key: str
+    status: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status["status"] == STATUS_OK
+
+
+def clip_id_for(video_id: str, start_s: float, end_s: float) -> str:
+    """Stable clip id from the source and its span in milliseconds (same config -> same ids)."""
+    return f"{video_id}_{int(round(start_s * 1000)):08d}-{int(round(end_s * 1000)):08d}"
+
+
+def frame_hash(jpegs: list[bytes]) -> int:
+    """64-bit difference hash of the clip's mean frame: near-duplicate clips have close hashes."""
+    import io
+
+    from PIL import Image
+
+    acc = None
+    for b in jpegs:
+        img = np.asarray(Image.open(io.BytesIO(b)).convert("L").resize((9, 8), Image.BILINEAR), np.float32)
+        acc = img if acc is None else acc + img
+    bits = (acc[:, 1:] > acc[:, :-1]).flatten()
+    return int(np.packbits(bits).view(">u8")[0].astype(np.int64))
+
+
+def run_job(spec: JobSpec) -> JobResult:
+    """Process one source video; never raises for bad input (the status says why it failed)."""
+    from dvtr_bench.video.probe import probe
+    from dvtr_bench.video.process import SamplingConfig, process_video
+    from dvtr_bench.video.segment import make_segmenter
+
+    t0 = time.perf_counter()
+    key = spec.key()
+    cfg = spec.config
+    status: dict[str, Any] = {"video_id": spec.video_id, "path": spec.video_path, "key": key,
+                              "status": STATUS_FAILED, "reason": None, "duration_s": None, "fps": None,
+                              "width": None, "height": None, "codec": None, "vfr": None, "n_frames": 0,
+                              "n_clips": 0, "n_captions": 0, "n_transitions": 0, "n_uncaptioned_dropped": 0,
+                              "n_unattached_records": 0, "probe_s": 0.0, "pass_s": 0.0, "export_s": 0.0,
+                              "total_s": 0.0}
+    try:
+        info = probe(spec.video_path)
+        status.update(duration_s=info.duration_s, fps=info.fps, width=info.width, height=info.height,
+                      codec=info.codec, vfr=info.vfr)
+        status["probe_s"] = time.perf_counter() - t0
+        params = dict(cfg.get("segmenter_params") or {})
+        if cfg.get("min_len") is not None:
+            params["min_len"] = cfg["min_len"]
+        if cfg.get("max_len") is not None and cfg["segmenter"] != "annotations":
+            params["max_len"] = cfg["max_len"]   # annotation spans are never split: captions cover them whole
+        segmenter = make_segmenter(cfg["segmenter"], **params)
+        sampling = SamplingConfig(num_frames=cfg["num_frames"], short_side=cfg["frame_short_side"],
+                                  jpeg_quality=cfg["jpeg_quality"])
+        result = process_video(spec.video_path, segmenter, sampling, records=spec.records, info=info)
+        status["pass_s"] = result.timings.get("pass_s", 0.0)
+        status["n_frames"] = result.n_frames
+        status["n_transitions"] = len(result.transitions)
+        rows = _rows(spec, segmenter, result, status)
+        if cfg.get("export_clips") and rows and spec.out_dir:
+            from dvtr_bench.video.export import export_clips
+
+            te = time.perf_counter()
+            sub = Path(spec.out_dir) / "clips" / spec.video_id
+            written = export_clips(spec.video_path, [(r["clip_id"], r["start_s"], r["end_s"]) for r in rows], sub,
+                                   fps=info.fps, short_side=cfg["clip_short_side"], gop_s=cfg["clip_gop_s"],
+                                   crf=cfg["clip_crf"])
+            for r in rows:
+                if r["clip_id"] in written:
+                    r["clip_path"] = f"clips/{spec.video_id}/{r['clip_id']}.mp4"
+            status["export_s"] = time.perf_counter() - te
+        status["n_clips"] = len(rows)
+        status["n_captions"] = sum(len(r["captions"]) for r in rows)
+        status["status"] = STATUS_OK
+        status["total_s"] = time.perf_counter() - t0
+        return JobResult(spec.video_id, key, status, rows)
+    except InputError as exc:
+        status["reason"] = exc.reason
+    except DvtrError as exc:
+        status["reason"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one broken video must not stop a build of thousands
+        status["reason"] = f"{type(exc).__name__}: {exc}"
+        status["traceback"] = traceback.format_exc(limit=5)
+    status["total_s"] = time.perf_counter() - t0
+    return JobResult(spec.video_id, key, status, [])
+
+
+def _rows(spec: JobSpec, segmenter: Any, result: Any, status: dict[str, Any]) -> list[dict[str, Any]]:
+    from dvtr_bench.annotations import align
+
+    cfg = spec.config
+    info = result.info
+    seg_params = json.dumps(segmenter.params(), sort_keys=True)
+    clips = []
+    for c in result.clips:
+        sp = c.span
+        cid = sp.clip_id or clip_id_for(spec.video_id, sp.start_s, sp.end_s)
+        clips.append({"video_id": spec.video_id, "clip_id": cid, "start_s": sp.start_s, "end_s": sp.end_s,
+                      "sampled": c})
+    # Two annotation records with the same span would give one id twice: keep the first, like align does.
+    seen: set[str] = set()
+    clips = [c for c in clips if not (c["clip_id"] in seen or seen.add(c["clip_id"]))]
+    captions: dict[str, list[str]] = {}
+    labels: dict[str, str | None] = {}
+    metas: dict[str, Any] = {}
+    if cfg["segmenter"] == "annotations":
+        for c in clips:
+            sp = c["sampled"].span
+            captions[c["clip_id"]] = list(sp.captions or ())
+            labels[c["clip_id"]] = sp.label
+            metas[c["clip_id"]] = sp.meta.get("meta")
+    elif spec.records:
+        al = align(spec.records, [{k: c[k] for k in ("video_id", "clip_id", "start_s", "end_s")} for c in clips],
+                   min_overlap=cfg.get("min_overlap", 0.5), overlap=cfg.get("overlap", "iou"))
+        status["n_unattached_records"] = len(al.unattached)
+        captions = al.captions
+        labels = al.labels()
+        for cid, recs in al.records.items():
+            if len(recs) == 1 and recs[0].meta:
+                metas[cid] = recs[0].meta
+    rows = []
+    dropped = 0
+    for c in clips:
+        cid = c["clip_id"]
+        caps = captions.get(cid, [])
+        if not caps and spec.has_annotations and not cfg.get("keep_uncaptioned"):
+            dropped += 1
+            continue
+        sc = c["sampled"]
+        rows.append({
+            "clip_id": cid, "video_id": spec.video_id, "start_s": float(c["start_s"]), "end_s": float(c["end_s"]),
+            "fps": float(info.fps), "width": int(info.width), "height": int(info.height), "captions": list(caps),
+            "frames": [{"bytes": b, "path": None} for b in sc.frames],
+            "frame_times_s": [float(t) for t in sc.frame_times_s],
+            "segmenter": segmenter.name, "segmenter_params": seg_params, "label": labels.get(cid),
+            "clip_path": None,
+            "meta": None if metas.get(cid) is None else json.dumps(metas[cid], sort_keys=True, ensure_ascii=False),
+            "_phash": frame_hash(sc.frames),
+        })
+    status["n_uncaptioned_dropped"] = dropped
+    status["transitions"] = [t.to_dict() for t in result.transitions]
+    return rows

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from dvtr_bench.commands._ui import console, err_console, exit_with, progress_bars, run_cli
@@ -73,7 +74,7 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, verify: bool, formats:
             short = "zero-shot" if e.zero_shot else {"validation": "val", "last_epoch": "last ep"}.get(
                 e.record["checkpoint_selection"], e.record["checkpoint_selection"])
             name = e.record["method"] + (f" + {e.record['reranking']}" if e.reranked else "")
-            cells = [str(i + 1), name + marks(e), short, str(e.n_seeds)]
+            cells = [str(i + 1), escape(name + marks(e)), short, str(e.n_seeds)]
             for key in ("t2v_r1", "v2t_r1", "rsum"):
                 mean, std = metric_cell(e, key)
                 cells.append(mean if std is None else f"{mean}±{std}")
@@ -87,11 +88,11 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, verify: bool, formats:
 
     if col.exclusions:
         t = Table(title=f"Left out ({len(col.exclusions)})", title_justify="left", show_lines=False)
-        t.add_column("record", overflow="fold")
-        t.add_column("kind")
-        t.add_column("why", overflow="fold")
+        t.add_column("record", no_wrap=True)
+        t.add_column("kind", no_wrap=True)
+        t.add_column("why", overflow="fold", ratio=1)
         for x in col.exclusions:
-            t.add_row(x.path, x.kind, x.reason, style="red" if x.kind == "verify" else None)
+            t.add_row(escape(_short(x.path)), x.kind, escape(x.reason), style="red" if x.kind == "verify" else None)
         console.print(t)
 
     n_groups = sum(1 for g in col.groups if g.entries)
@@ -110,3 +111,12 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, verify: bool, formats:
         exit_with(EXIT_NOTHING)
     if col.exclusions:
         exit_with(EXIT_SOME_LEFT_OUT)
+
+
+def _short(path: str) -> str:
+    """The path relative to the working directory when it lies below it (keeps the table narrow)."""
+    try:
+        rel = Path(path).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+    return str(rel)

@@ -93,7 +93,7 @@ def test_repeated_caption_in_one_record_is_a_warning() -> None:
 
 @pytest.mark.parametrize("text,ok", [
     ("A drone flies over a river.", True), ("Überflug über den Fluss, café, naïve", True), ("川の上を飛ぶドローン", True),
-    ("", False), (" \t", False), ("caf\udce9", False), ("a\x00b", False), ("Ã©tÃ©", False), ("x\u0085y", False),
+    ("", False), (" \t", False), ("caf\udce9", False), ("a\x00b", False), ("Ã©tÃ©", False), ("x\u0085y", False), ("icon \ue000", False), ("del\x7f", False),
 ])
 def test_caption_problem(text: str, ok: bool) -> None:
     assert (caption_problem(text) is None) == ok

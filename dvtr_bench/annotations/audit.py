@@ -23,9 +23,12 @@ def word_count(caption: str) -> int:
     return len(caption.split())
 
 
+_TRAILING_PUNCT = re.compile(r"[\s.!?;,]+$")
+
+
 def caption_key(caption: str) -> str:
     """Comparison key for "identical" captions: case, spacing and final punctuation are ignored."""
-    return re.sub(r"[\s.!?;,]+$", "", " ".join(caption.split()).casefold())
+    return _TRAILING_PUNCT.sub("", " ".join(caption.split()).casefold())
 
 
 @dataclass

@@ -36,6 +36,7 @@ _SPLIT_ALIASES = {
 SPLIT_NAMES = ("train", "validation", "test")
 
 FIELDS = ("video_id", "captions", "clip_id", "start_s", "end_s", "label", "split", "meta")
+_FIELD_SET = frozenset(FIELDS)
 
 
 def normalize_id(value: Any) -> str:
@@ -137,7 +138,7 @@ class CaptionRecord:
         """
         if not isinstance(d, dict):
             raise InputError(f"expected an object, got {type(d).__name__}", file, record)
-        unknown = set(d) - set(FIELDS)
+        unknown = d.keys() - _FIELD_SET
         if unknown:
             raise InputError(f"unknown field(s) {sorted(unknown)}", file, record)
         video_id = None if d.get("video_id") is None else normalize_id(d["video_id"])

@@ -7,7 +7,6 @@ wants the whole list in one pass. Problems carry a machine-readable ``code`` so 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +53,7 @@ class Problem:
 # C0/C1 control characters other than tab and newlines: they come from binary garbage or broken decoding.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd]")
 # Typical UTF-8-read-as-Latin-1/CP1252 sequences, used when ftfy is unavailable.
 _MOJIBAKE = re.compile(r"Ã[\u0080-\u00bf]|Â[\u00a0-\u00bf]|â€[\u0090-\u00bf\u2018-\u203a™]|Ã©|Ã¨|Ã¼|Ã¶|Ã¤")
 
@@ -70,6 +70,10 @@ def caption_problem(text: str) -> str | None:
     """Why a caption is unusable (empty or undecodable), or None when it is fine."""
     if not text.strip():
         return "empty caption" if not text else "caption is only whitespace"
+    if text.isascii():
+        # Fast path for the common case: ASCII holds no mojibake, surrogates or private-use characters.
+        m = _CONTROL.search(text)
+        return None if m is None else f"caption holds control character U+{ord(m.group()):04X}: {text!r}"
     m = _SURROGATE.search(text)
     if m:
         # Readers keep undecodable bytes as lone surrogates (surrogateescape) so they can be reported here.
@@ -83,7 +87,7 @@ def caption_problem(text: str) -> str | None:
         return f"caption holds control character U+{ord(m.group()):04X}: {text!r}"
     if _looks_mojibake(text):
         return f"caption looks like mojibake (UTF-8 decoded as Latin-1/CP1252?): {text!r}"
-    if any(unicodedata.category(ch) == "Co" for ch in text):
+    if _PRIVATE_USE.search(text):
         return f"caption holds private-use characters: {text!r}"
     return None
 

@@ -150,7 +150,7 @@ def test_markdown_csv_latex_html_content(records: Path) -> None:
     tex = to_latex(g)
     for cmd in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}", r"\cmidrule"):
         assert cmd in tex
-    assert r"dual\_softmax" in tex and r"$^\dagger$" in tex and r"$^\ddagger$" in tex and r"$\pm$" in tex
+    assert r"MSAM + dual\_softmax$^{\dagger\ddagger}$" in tex and r"MSAM$^{\dagger}$" in tex and r"$\pm$" in tex
     body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0]
     assert body.count(r"\\") == len(g.entries)
     assert latex_escape("a_b&c%d$e#f{g}h~i^j\\") == (r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i"

@@ -205,11 +205,13 @@ def to_latex(group: Group) -> str:
         r"\midrule",
     ]
     for i, e in enumerate(group.entries):
-        mk = ("$^\\dagger$" if e.transductive else "") + ("$^\\ddagger$" if e.reranked else "") \
-            + ("$^*$" if e.too_few_seeds else "")
-        name = latex_escape(e.record["method"]) + mk
+        sup = ("\\dagger" if e.transductive else "") + ("\\ddagger" if e.reranked else "") \
+            + ("*" if e.too_few_seeds else "")
+        name = latex_escape(e.record["method"])
         if e.reranked:
             name += " + " + latex_escape(str(e.record["reranking"]))
+        if sup:
+            name += f"$^{{{sup}}}$"
         cells = [str(i + 1), name, latex_escape(backbone(e))]
         for key in TABLE_METRICS:
             mean, std = metric_cell(e, key)

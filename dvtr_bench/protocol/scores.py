@@ -144,7 +144,8 @@ def load_scores(path: str | Path, expected_sha256: Optional[str] = None, mmap: b
         raise InputError("score file not found", file=path)
     digest = _sha256(path)
     if expected_sha256 is not None and digest != expected_sha256:
-        raise InputError(f"sha256 mismatch: file has {digest}, expected {expected_sha256}", file=path)
+        raise InputError(f"sha256 mismatch: file has {digest[:16]}…, expected {expected_sha256[:16]}… "
+                         "(the file was replaced or modified)", file=path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)

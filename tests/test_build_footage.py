@@ -41,7 +41,9 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, pts: list[i
     st.pix_fmt = "yuv420p"
     st.options = {"g": str(gop), "preset": "ultrafast"}
     if time_base is not None:
+        # the encoder rewrites pts in its own time base: set it on the codec context too
         st.time_base = Fraction(*time_base)
+        st.codec_context.time_base = Fraction(*time_base)
     for i, img in enumerate(frames):
         f = av.VideoFrame.from_ndarray(img, format="rgb24")
         if pts is not None:

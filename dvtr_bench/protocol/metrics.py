@@ -98,13 +98,10 @@ def evaluate(scores: np.ndarray, caption_to_clip: np.ndarray, chunk_size: Option
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     chunk_size = int(chunk_size)
 
-    # The score of each caption with its own clip: the thresholds of both directions. Read chunk by chunk
-    # so that a memmap is never loaded whole.
+    # The score of each caption with its own clip: the thresholds of both directions. Fancy indexing reads
+    # only these n_captions elements (a memmap is not scanned twice).
     wdtype = _work_dtype(scores.dtype)
-    correct = np.empty(n_cap, dtype=wdtype)
-    for r0 in range(0, n_cap, chunk_size):
-        r1 = min(n_cap, r0 + chunk_size)
-        correct[r0:r1] = np.asarray(scores[r0:r1], dtype=wdtype)[np.arange(r1 - r0), c2c[r0:r1]]
+    correct = np.asarray(scores[np.arange(n_cap), c2c]).astype(wdtype, copy=False)
 
     # Own captions grouped by clip (CSR layout): flat position p holds caption order[p]; clip j owns
     # positions starts[j] .. starts[j] + counts[j] - 1, sorted by ascending own score. The k-th best own

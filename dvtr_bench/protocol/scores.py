@@ -84,10 +84,14 @@ def save_scores(path: str | Path, scores: np.ndarray, caption_to_clip: np.ndarra
         scores = scores.astype(np.float64)
     n_cap, n_clips = scores.shape
     if scores.dtype.kind == "f":
-        bad = np.argwhere(~np.isfinite(scores))
-        if bad.size:
-            i, j = (int(x) for x in bad[0])
-            raise ValueError(f"scores[{i}, {j}] is {scores[i, j]!r}: NaN and infinite scores are not allowed")
+        # Row chunks: a full boolean mask of a 100k x 20k matrix would cost 2 GB.
+        step = max(1, (1 << 24) // max(1, n_clips))
+        for r0 in range(0, n_cap, step):
+            block = scores[r0:r0 + step]
+            if not np.isfinite(block).all():
+                i, j = (int(x) for x in np.argwhere(~np.isfinite(block))[0])
+                raise ValueError(f"scores[{r0 + i}, {j}] is {block[i, j]!r}: NaN and infinite scores are not "
+                                 "allowed")
     c2c = np.asarray(caption_to_clip)
     if c2c.shape != (n_cap,) or c2c.dtype.kind not in "iu":
         raise ValueError(f"caption_to_clip must be {n_cap} integers, got shape {c2c.shape} dtype {c2c.dtype}")

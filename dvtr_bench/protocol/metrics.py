@@ -205,5 +205,6 @@ def _validate(scores: np.ndarray, caption_to_clip: np.ndarray) -> tuple[np.ndarr
 def _raise_non_finite(block: np.ndarray, row_offset: int) -> None:
     bad = np.argwhere(~np.isfinite(block))
     i, j = (int(x) for x in bad[0])
+    last = row_offset + block.shape[0] - 1
     raise ValueError(f"scores[{row_offset + i}, {j}] is {block[i, j]!r}: NaN and infinite scores are not "
-                     f"allowed ({bad.shape[0]} non-finite values in rows {row_offset}..{row_offset + block.shape[0] - 1})")
+                     f"allowed ({bad.shape[0]} non-finite values in rows {row_offset}..{last})")

@@ -115,7 +115,7 @@ def make_camera(rng: np.random.Generator, motion: str, n: int, fps: float, aspec
             dx, dy = sign * dist * np.cos(theta0), sign * dist * np.sin(theta0)
         params["speed_mps"] = round(speed, 2)
     elif motion == "rotate":
-        rate = float(rng.uniform(4.0, 11.0)) * (1 if rng.random() < 0.5 else -1)
+        rate = float(rng.uniform(3.0, 8.0)) * (1 if rng.random() < 0.5 else -1)
         theta = theta + np.deg2rad(rate) * (t - t[n // 2])
         params["yaw_rate_dps"] = round(rate, 2)
     elif motion in ("ascend", "descend"):

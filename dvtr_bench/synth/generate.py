@@ -7,6 +7,7 @@ when another one does and the whole output is a pure function of the seed and th
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from dvtr_bench.errors import ConfigError
 from dvtr_bench.progress import Progress, ProgressFn, no_progress
 from dvtr_bench.synth import captions as cap
 from dvtr_bench.synth.camera import CAMERA_MOTIONS, Camera, make_camera
-from dvtr_bench.synth.encode import H264Writer, fps_fraction
+from dvtr_bench.synth.encode import CRF, PRESET, H264Writer, fps_fraction
 from dvtr_bench.synth.movers import MoverRenderer
 from dvtr_bench.synth.scenes import BUILDERS, LANDMARK_KINDS, VIEW_HEIGHT, Ctx, Light, Scene
 from dvtr_bench.synth.world import Canvas
@@ -138,11 +139,15 @@ class Take:
     captions: list[str]
 
 
-def build_take(seed: int, plan: TakePlan, width: int, height: int, fps: float) -> Take:
-    """Lay out one take: camera first, then the scene around the camera's path, then the captions."""
-    rng_cam = np.random.default_rng([seed, plan.flight, plan.index + 1, 1])
-    rng_scene = np.random.default_rng([seed, plan.flight, plan.index + 1, 2])
-    rng_cap = np.random.default_rng([seed, plan.flight, plan.index + 1, 3])
+def build_take(seed: int, plan: TakePlan, width: int, height: int, fps: float, attempt: int = 0) -> Take:
+    """Lay out one take: camera first, then the scene around the camera's path, then the captions.
+
+    ``attempt`` > 0 draws a different layout of the same plan (used when a cut would be too subtle).
+    """
+    extra = [attempt] if attempt else []
+    rng_cam = np.random.default_rng([seed, plan.flight, plan.index + 1, 1, *extra])
+    rng_scene = np.random.default_rng([seed, plan.flight, plan.index + 1, 2, *extra])
+    rng_cap = np.random.default_rng([seed, plan.flight, plan.index + 1, 3, *extra])
     aspect = width / height
     n = plan.n_render
     cap_disp = 0.45 * plan.view_h * aspect if plan.kind in LANDMARK_KINDS else None
@@ -186,6 +191,7 @@ def build_take(seed: int, plan: TakePlan, width: int, height: int, fps: float) -
         "lighting": {"time_of_day": light.time_of_day, "gain": [round(float(x), 4) for x in light.gain]},
         "camera": {"motion": plan.motion, **cam.params},
         "frames": {"rendered": n, "pure": plan.n_pure},
+        "layout_attempt": attempt,
     }
     return Take(plan, scene, cam, light, affines, renderer, graph, captions)
 
@@ -242,19 +248,60 @@ def render_take(take: Take, width: int, height: int) -> Iterator[np.ndarray]:
         yield frame
 
 
+def cut_strength(a: np.ndarray, b: np.ndarray) -> float:
+    """How different two frames look: mean absolute HSV difference on small copies (0-255 scale).
+
+    This is the quantity content-based shot detectors threshold (PySceneDetect's default is 27).
+    """
+    def hsv(x: np.ndarray) -> np.ndarray:
+        small = cv2.resize(x[..., :3], (160, max(2, int(160 * x.shape[0] / x.shape[1]))), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_RGB2HSV).astype(np.float32)
+
+    return float(np.abs(hsv(a) - hsv(b)).mean())
+
+
+# A hard cut must change the picture at least this much (see cut_strength); otherwise the incoming
+# take is laid out again (other colours, light, layout), up to CUT_ATTEMPTS times.
+MIN_CUT_STRENGTH = 36.0
+CUT_ATTEMPTS = 6
+
+
+def _take_after_cut(seed: int, tp: TakePlan, width: int, height: int, fps: float,
+                    last: np.ndarray) -> tuple[Take, Iterator[np.ndarray], np.ndarray]:
+    best = None
+    for attempt in range(CUT_ATTEMPTS):
+        take = build_take(seed, tp, width, height, fps, attempt)
+        frames = render_take(take, width, height)
+        first = next(frames)
+        score = cut_strength(last, first)
+        if best is None or score > best[0]:
+            best = (score, take, frames, first)
+        if score >= MIN_CUT_STRENGTH:
+            break
+    _, take, frames, first = best
+    take.scene_graph["cut_strength"] = round(best[0], 2)
+    return take, frames, first
+
+
 def flight_frames(seed: int, plan: FlightPlan, width: int, height: int, fps: float,
                   takes_out: list[Take] | None = None) -> Iterator[np.ndarray]:
     """All frames of a flight (RGBA uint8) with its transitions applied, in order."""
     pending: list[np.ndarray] = []
     black = np.zeros((height, width, 4), np.uint8)
+    last: np.ndarray | None = None
     for k, tp in enumerate(plan.takes):
-        take = build_take(seed, tp, width, height, fps)
-        if takes_out is not None:
-            takes_out.append(take)
         before = plan.transitions[k - 1] if k > 0 else None
         after = plan.transitions[k] if k < len(plan.takes) - 1 else None
+        if before is not None and before["kind"] == "cut" and last is not None:
+            take, rest, first = _take_after_cut(seed, tp, width, height, fps, last)
+            frames: Iterator[np.ndarray] = itertools.chain([first], rest)
+        else:
+            take = build_take(seed, tp, width, height, fps)
+            frames = render_take(take, width, height)
+        if takes_out is not None:
+            takes_out.append(take)
         n = tp.n_render
-        for j, frame in enumerate(render_take(take, width, height)):
+        for j, frame in enumerate(frames):
             if j < tp.head and before is not None:
                 if before["kind"] == "dissolve":
                     alpha = (j + 1) / (before["length"] + 1)
@@ -267,6 +314,7 @@ def flight_frames(seed: int, plan: FlightPlan, width: int, height: int, fps: flo
                     pending.append(frame.copy())
                     continue
                 frame = cv2.addWeighted(frame, 1.0 - (jj + 1) / (tp.tail + 1), black, 0.0, 0.0)
+            last = frame
             yield frame
         if after is not None and after["kind"] == "fade":
             for _ in range(plan.gaps[k]):
@@ -391,8 +439,8 @@ def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int
     # synth.json is the only file with wall-clock figures; annotations and shots stay byte-stable.
     with open(out / "synth.json", "w", encoding="utf-8", newline="\n") as f:
         json.dump({"generator": "dvtr synth", "options": options, "scene_kinds": list(SCENE_KINDS),
-                   "camera_motions": list(CAMERA_MOTIONS), "encoder": {"codec": "libx264", "crf": 20,
-                   "preset": "ultrafast+cabac+deblock", "gop_frames": int(round(fps)), "threads": 1},
+                   "camera_motions": list(CAMERA_MOTIONS), "encoder": {"codec": "libx264", "crf": CRF,
+                   "preset": PRESET, "gop_frames": int(round(fps)), "threads": 1},
                    "summary": summary, "versions": package_versions(), "git_commit": git_commit()},
                   f, indent=1, sort_keys=True)
         f.write("\n")

@@ -126,7 +126,7 @@ def _grain(ctx: Ctx, amount: float = 6.0) -> None:
     """Fine sensor-scale grain baked into the map so flat areas are not perfectly flat."""
     cv = ctx.canvas
     h, w = cv.img.shape[:2]
-    g = value_noise(ctx.rng, h, w, 1.6, octaves=1) * amount
+    g = value_noise(ctx.rng, h, w, 2.5, octaves=1) * (amount * 0.6)
     cv.img[:] = np.clip(cv.img.astype(np.float32) + g[..., None], 0, 255).astype(np.uint8)
 
 
@@ -1087,6 +1087,6 @@ BUILDERS: dict[str, Callable[[Ctx], Scene]] = {
 # Kinds whose main subject is one place: the camera must not travel far from it.
 LANDMARK_KINDS = {"sports_field", "bridge", "construction_site"}
 # Typical ground height of the image (metres) per kind: beaches are flown lower, pitches higher.
-VIEW_HEIGHT = {"beach": (34.0, 48.0), "sports_field": (72.0, 88.0), "forest": (55.0, 85.0),
+VIEW_HEIGHT = {"beach": (34.0, 48.0), "parking_lot": (38.0, 55.0), "sports_field": (72.0, 88.0), "forest": (55.0, 85.0),
                "farmland": (45.0, 70.0), "construction_site": (60.0, 85.0), "bridge": (60.0, 90.0),
                "residential": (55.0, 85.0), "railway": (50.0, 80.0)}

@@ -239,3 +239,38 @@ def test_cli_format_subset_and_default_input(records: Path, tmp_path: Path, monk
     assert r.exit_code == 0, r.output
     (group_dir,) = (tmp_path / "x").glob("example-random-*")
     assert sorted(p.name for p in group_dir.iterdir()) == ["leaderboard.csv", "leaderboard.md"]
+
+
+_DOM_STUB = """
+const js = require('fs').readFileSync(process.argv[2], 'utf8');
+function cell(v) { return {dataset: {v: String(v)}}; }
+const rows = [[1, 'b', 5], [2, 'a', 7], [3, 'c', '']].map(r => ({cells: r.map(cell), id: r[0]}));
+const body = {rows: rows.slice(), appendChild(r) { this.rows.splice(this.rows.indexOf(r), 1); this.rows.push(r); }};
+function th(type) {
+  return {dataset: {type}, classList: {s: new Set(), contains(c) { return this.s.has(c); },
+          add(c) { this.s.add(c); }, remove(...c) { c.forEach(x => this.s.delete(x)); }},
+          addEventListener(e, f) { this.f = f; }};
+}
+const heads = [th('num'), th('txt'), th('num')];
+global.document = {querySelectorAll() { return [{querySelectorAll() { return heads; }, tBodies: [body]}]; }};
+eval(js);
+const order = () => body.rows.map(r => r.id).join(',');
+heads[2].f(); const a = order(); heads[2].f(); const b = order(); heads[1].f(); const c = order();
+console.log([a, b, c].join(' '));
+"""
+
+
+def test_html_sort_script_runs(records: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    page = to_html(collect(_good(records)).groups[0])
+    script = page[page.rindex("<script>") + len("<script>"):page.rindex("</script>")]
+    (tmp_path / "sort.js").write_text(script)
+    (tmp_path / "stub.js").write_text(_DOM_STUB)
+    out = subprocess.run([node, str(tmp_path / "stub.js"), str(tmp_path / "sort.js")], capture_output=True,
+                         text=True, check=True).stdout.split()
+    # Numeric ascending, then descending (blank values last both times); text ascending.
+    assert out == ["1,2,3", "2,1,3", "2,1,3"]

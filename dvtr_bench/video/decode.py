@@ -88,9 +88,32 @@ def iter_frames(path: str | Path, threads: bool = True) -> Iterator[DecodedFrame
         container.close()
 
 
+class Scaler:
+    """Resize/convert frames through one cached swscale context.
+
+    ``VideoFrame.reformat`` builds a new swscale context on every call, which for 1080p input costs several times
+    the scaling itself; a long-lived reformatter reuses the context while the sizes and formats stay the same.
+    """
+
+    def __init__(self) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self._r = VideoReformatter()
+
+    def __call__(self, frame: Any, width: int, height: int, format: str = "yuv420p") -> Any:
+        return self._r.reformat(frame, width=width, height=height, format=format,
+                                interpolation=RESIZE_INTERPOLATION)
+
+    def rgb(self, frame: Any, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """RGB uint8 array (colour matrix and range taken from the frame's own metadata)."""
+        w = width or frame.width
+        h = height or frame.height
+        return self(frame, w, h, "rgb24").to_ndarray()
+
+
 def to_small(frame: Any, width: int, height: int) -> Any:
-    """Downscale a decoded frame (keeping its pixel format) with area averaging."""
-    return frame.reformat(width=width, height=height, interpolation=RESIZE_INTERPOLATION)
+    """Downscale a decoded frame to yuv420p with area averaging (one-off; use :class:`Scaler` in loops)."""
+    return frame.reformat(width=width, height=height, format="yuv420p", interpolation=RESIZE_INTERPOLATION)
 
 
 def to_rgb(frame: Any) -> np.ndarray:

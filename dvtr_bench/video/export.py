@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
-from dvtr_bench.video.decode import iter_frames, scaled_size
+from dvtr_bench.video.decode import Scaler, iter_frames, scaled_size
 
 
 def export_clips(path: str | Path, clips: Sequence[tuple[str, float, float]], out_dir: str | Path,
@@ -58,12 +58,12 @@ def export_clips(path: str | Path, clips: Sequence[tuple[str, float, float]], ou
                 stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "crf": str(crf),
                                   "preset": preset}
                 open_[cid] = {"container": container, "stream": stream, "end": e, "n": 0, "tmp": tmp,
-                              "size": (w, h)}
+                              "size": (w, h), "scaler": Scaler()}
             for cid in [c for c, st in open_.items() if df.t >= st["end"] - 1e-6]:
                 close(cid)
             for cid, st in open_.items():
                 w, h = st["size"]
-                small = df.frame.reformat(width=w, height=h, format="yuv420p", interpolation="AREA")
+                small = st["scaler"](df.frame, w, h)
                 small.pts = st["n"]
                 small.time_base = 1 / rate
                 st["n"] += 1

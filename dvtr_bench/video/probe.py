@@ -136,6 +136,9 @@ def _packet_durations_vary(container: Any, stream: Any) -> bool:
     if len(pts) < 3:
         return False
     pts.sort()  # decode order differs from presentation order with B-frames
+    # The last packets read may still be missing frames that come later in decode order (reordering):
+    # ignore the tail, or a B-frame gap would look like a longer frame.
+    pts = pts[:-16] if len(pts) > 32 else pts
     deltas = {b - a for a, b in zip(pts, pts[1:])}
     deltas.discard(0)
     if len(deltas) <= 1:

@@ -26,7 +26,7 @@ import numpy as np
 
 from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.protocol import v1
-from dvtr_bench.video.decode import iter_frames, scaled_size, to_rgb, to_small, yuv_planes
+from dvtr_bench.video.decode import Scaler, iter_frames, scaled_size, yuv_planes
 from dvtr_bench.video.probe import VideoInfo, probe
 from dvtr_bench.video.segment import Segmenter, Span, Transition
 
@@ -136,15 +136,10 @@ def process_video(path: str | Path, segmenter: Segmenter, sampling: SamplingConf
     return result
 
 
-def _jpeg_of(frame: Any, sampling: SamplingConfig) -> bytes:
-    """JPEG of a frame at the protocol size (converted straight to RGB at that size: one swscale call)."""
-    src_w, src_h = (frame.width, frame.height)
-    w, h = scaled_size(src_w, src_h, sampling.short_side)
-    if (w, h) != (src_w, src_h) and min(src_w, src_h) != sampling.short_side:
-        rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
-    else:
-        rgb = to_rgb(frame)
-    return encode_jpeg(rgb, sampling.jpeg_quality)
+def _jpeg_of(frame: Any, sampling: SamplingConfig, scaler: Scaler) -> bytes:
+    """JPEG of a frame at the protocol size (scaled and converted to RGB in one swscale call)."""
+    w, h = scaled_size(frame.width, frame.height, sampling.short_side)
+    return encode_jpeg(scaler.rgb(frame, w, h), sampling.jpeg_quality)
 
 
 def _planned_pass(path: str | Path, info: VideoInfo, spans: list[Span], segmenter: Segmenter,
@@ -164,11 +159,13 @@ def _planned_pass(path: str | Path, info: VideoInfo, spans: list[Span], segmente
     frame_dur = 1.0 / info.fps if info.fps else 0.04
     next_report = 10.0
 
+    scaler = Scaler()
+
     def take(df: Any, key: tuple[int, int]) -> None:
         if df.index not in cache:
             if len(cache) > 4:
                 cache.pop(next(iter(cache)))
-            cache[df.index] = _jpeg_of(df.frame, sampling)
+            cache[df.index] = _jpeg_of(df.frame, sampling, scaler)
         chosen[key] = (df.index, df.t, cache[df.index])
 
     for df in iter_frames(path):
@@ -213,6 +210,8 @@ def _detect_pass(path: str | Path, info: VideoInfo, segmenter: Segmenter, sampli
     frame_dur = 1.0 / info.fps if info.fps else 0.04
     next_report = 10.0
 
+    scaler, rgb_scaler = Scaler(), Scaler()
+
     def sample(spans: list[Span]) -> None:
         for sp in spans:
             times = v1.frame_times(sp.start_s, sp.end_s, sampling.num_frames)
@@ -220,7 +219,7 @@ def _detect_pass(path: str | Path, info: VideoInfo, segmenter: Segmenter, sampli
             jpegs: dict[int, bytes] = {}
             for idx, _, kept in picked:
                 if idx not in jpegs:
-                    jpegs[idx] = _jpeg_of(kept, sampling)
+                    jpegs[idx] = _jpeg_of(kept, sampling, rgb_scaler)
             clips.append(SampledClip(span=sp, frames=[jpegs[p[0]] for p in picked],
                                      frame_times_s=[round(p[1], 6) for p in picked],
                                      frame_indices=[p[0] for p in picked]))
@@ -232,7 +231,7 @@ def _detect_pass(path: str | Path, info: VideoInfo, segmenter: Segmenter, sampli
             size = (w, h, fr.width, fr.height)
         if min(fr.width, fr.height) > sampling.short_side:
             # Downscale once; the small copy feeds both the detector and, if picked, the stored frame.
-            kept = fr.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="AREA")
+            kept = scaler(fr, size[0], size[1])
         else:
             # Small sources: keep the decoded frame and upscale only the frames that get picked.
             kept = fr if fr.format.name in ("yuv420p", "yuvj420p") else fr.reformat(format="yuv420p")

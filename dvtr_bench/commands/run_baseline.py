@@ -71,8 +71,12 @@ def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seed
       dvtr run-baseline meanP --dataset ds/ --zero-shot --out results/
       python -m torch.distributed.run --nproc_per_node 2 -m dvtr_bench run-baseline msam --dataset ds/ --out r/
     """
+    import datasets
+
     from dvtr_bench.train.run import run_baseline as _run
 
+    # Our own bars show progress; datasets' per-split tqdm lines would interleave with them.
+    datasets.disable_progress_bars()
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main:
         with progress_bars(transient=False) as report:
@@ -106,8 +110,8 @@ def _summary(record_path: Path) -> None:
         table.add_row(str(run["seed"]), *[f"{run['metrics'][k]:.1f}" for k, _ in cols])
     summ = rec["summary"]
     if summ.get("std"):
-        table.add_row("mean ± std", *[f"{summ['mean'][k]:.1f}±{summ['std'][k]:.1f}" for k, _ in cols],
-                      style="bold")
+        table.add_row("mean", *[f"{summ['mean'][k]:.1f}" for k, _ in cols], style="bold")
+        table.add_row("std", *[f"{summ['std'][k]:.1f}" for k, _ in cols])
     console.print(table)
     cost = rec["cost"]
 

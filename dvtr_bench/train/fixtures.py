@@ -83,3 +83,24 @@ def learnable_dataset(n_train: int = 48, n_val: int = 16, n_test: int = 16, seed
         parts[name] = Dataset.from_list(learnable_rows(n, name, seed=seed, offset=offset, **kw), features=feats)
         offset += n
     return DatasetDict(parts)
+
+
+def write_learnable_dataset(out_dir: Any, n_train: int = 48, n_val: int = 16, n_test: int = 16, seed: int = 0,
+                            **kw: Any) -> Any:
+    """Write :func:`learnable_dataset`'s splits as a dvtr dataset folder (Hub layout); return the folder."""
+    from pathlib import Path
+
+    from dvtr_bench.dataset.hub import card_yaml, write_atomic, write_shards
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    offset = 0
+    for name, n in (("train", n_train), ("validation", n_val), ("test", n_test)):
+        if n:
+            rows[name] = learnable_rows(n, name, seed=seed, offset=offset, **kw)
+        offset += n
+    write_shards(rows, out, max_shard_bytes=64 << 20)
+    card = card_yaml(list(rows), sum(len(r) for r in rows.values()), "cc-by-4.0", "dvtr learnable fixture")
+    write_atomic(out / "README.md", card + "\nColoured squares over coloured ground; captions name them.\n")
+    return out

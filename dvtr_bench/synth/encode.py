@@ -15,8 +15,11 @@ import numpy as np
 
 
 def fps_fraction(fps: float) -> Fraction:
-    """25 -> 25/1, 29.97 -> 30000/1001: exact rational frame rates for the container."""
-    return Fraction(fps).limit_denominator(1001)
+    """25 -> 25/1, 12.5 -> 25/2, 29.97 -> 30000/1001: exact rational frame rates for the container."""
+    ntsc = round(fps * 1.001)
+    if abs(fps - ntsc * 1000 / 1001) < 5e-3 and abs(fps - round(fps)) > 1e-6:
+        return Fraction(ntsc * 1000, 1001)
+    return Fraction(fps).limit_denominator(1000)
 
 
 CRF = 23

@@ -96,7 +96,7 @@ ASPHALT = (74, 76, 80)
 CONCRETE = (168, 168, 162)
 SAND = (222, 204, 162)
 GRAVEL = (128, 122, 112)
-WATER = {"blue": (38, 84, 126), "green": (46, 96, 84), "brown": (112, 98, 70)}
+WATER = {"blue": (38, 84, 126), "green": (46, 96, 84)}
 # Real car fleets are mostly achromatic; bright colours are the minority that captions can single out.
 CAR_COLOURS = ["white"] * 5 + ["black"] * 4 + ["grey"] * 4 + ["red"] * 2 + ["blue"] * 2 + ["yellow"]
 PARKED_COLOURS = ["white"] * 6 + ["black"] * 5 + ["grey"] * 5 + ["red", "blue"]
@@ -418,8 +418,11 @@ def _water_band(ctx: Ctx, a: np.ndarray, d: np.ndarray, width: float, water: tup
     # Water is darker in the deep middle; a faint ripple texture breaks up the flat colour.
     depth = np.clip(1.0 - np.abs(dist) / half, 0, 1)
     ripple = value_noise(rng, h, w, 2.0 * cv.ppm, octaves=2)
+    # Glints: small bright flecks where the fine ripple noise peaks, denser in the open middle.
+    fine = value_noise(rng, h, w, 0.9 * cv.ppm, octaves=1)
+    glint = np.clip((fine[wet] - 1.25) * 1.2, 0, 0.5) * (0.4 + 0.6 * depth[wet])
     base = np.asarray(water, np.float32)
-    tex = base[None] * (1.04 - 0.16 * depth[wet][:, None] + 0.05 * ripple[wet][:, None])
+    tex = base[None] * (1.04 - 0.16 * depth[wet][:, None] + 0.05 * ripple[wet][:, None]) + 70.0 * glint[:, None]
     cv.img[wet] = np.clip(tex, 0, 255).astype(np.uint8)
     return offset
 
@@ -456,7 +459,7 @@ def build_river(ctx: Ctx) -> Scene:
     view_h = float(np.median(ctx.cam.view_h))
     width = rng.uniform(0.3, 0.6) * view_h
     a = _perp(d) * rng.uniform(-0.12, 0.12) * view_h
-    water_name = str(rng.choice(["blue", "green", "brown"], p=[0.5, 0.3, 0.2]))
+    water_name = str(rng.choice(["blue", "green"], p=[0.6, 0.4]))
     water = jitter_colour(rng, WATER[water_name], 5)
     _base_ground(ctx, GRASS, 0.16, 10.0, patch=DRY_GRASS)
     offset = _water_band(ctx, a, d, width, water, rng.uniform(0, 0.15))
@@ -1025,7 +1028,7 @@ def build_bridge(ctx: Ctx) -> Scene:
     view_h = float(np.median(ctx.cam.view_h))
     _base_ground(ctx, jitter_colour(rng, GRASS, 8), 0.16, 10.0, patch=DRY_GRASS)
     width = rng.uniform(0.35, 0.6) * view_h * ctx.cam.aspect
-    water_name = str(rng.choice(["blue", "green", "brown"], p=[0.5, 0.3, 0.2]))
+    water_name = str(rng.choice(["blue", "green"], p=[0.6, 0.4]))
     water = jitter_colour(rng, WATER[water_name], 5)
     offset = _water_band(ctx, np.zeros(2), r, width, water, 0.0)
     n_lanes = int(rng.choice([2, 4]))

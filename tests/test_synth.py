@@ -72,7 +72,8 @@ def test_layout_and_records(footage: tuple[Path, int]) -> None:
 def test_determinism(footage: tuple[Path, int], tmp_path: Path) -> None:
     out, seed = footage
     again = tmp_path / "b"
-    generate(again, flights=2, seed=seed, **OPTS)
+    # Two worker processes must give exactly what one process gave.
+    generate(again, flights=2, seed=seed, workers=2, **OPTS)
     for name in ("annotations.jsonl", "shots.json"):
         assert (out / name).read_bytes() == (again / name).read_bytes(), name
     for vid in ("flight_000", "flight_001"):
@@ -244,3 +245,16 @@ def test_bad_options_raise_config_error(tmp_path: Path) -> None:
         generate(tmp_path, flights=1, seed=0, resolution=(101, 60))
     with pytest.raises(ConfigError):
         generate(tmp_path, flights=1, seed=0, min_take=5, max_take=4)
+
+
+def test_contact_sheet(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from dvtr_bench.synth.contact import contact_sheet
+
+    path = contact_sheet(tmp_path / "sheet.png", seed=0, resolution=(128, 72), take_s=0.4, frames_per_kind=2,
+                         thumb_width=96)
+    img = Image.open(path)
+    rows = int(np.ceil(len(SCENE_KINDS) / 2))
+    assert img.width == 2 * (2 * 98 + 8) and img.height > rows * 54
+    assert path.stat().st_size < 1_000_000

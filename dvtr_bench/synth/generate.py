@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -374,55 +374,103 @@ def _validate(flights: int, resolution: tuple[int, int], fps: float, min_take: f
         raise ConfigError(f"min-take {min_take}s is shorter than 3 frames at {fps} fps")
 
 
+def _make_flight(seed: int, plan: FlightPlan, width: int, height: int, fps: float, videos: Path,
+                 on_frames: Callable[[int], None] | None = None) -> tuple[list[CaptionRecord], dict[str, Any]]:
+    """Render and encode one flight; return its caption records and its shots.json entry."""
+    takes: list[Take] = []
+    path = videos / f"{plan.video_id}.mp4"
+    with H264Writer(path, width, height, fps) as writer:
+        for frame in flight_frames(seed, plan, width, height, fps, takes):
+            writer.write(frame)
+            if on_frames is not None and writer.n % 25 == 0:
+                on_frames(25)
+        if writer.n != plan.n_frames:
+            raise RuntimeError(f"{plan.video_id}: wrote {writer.n} frames, planned {plan.n_frames}")
+    if on_frames is not None:
+        on_frames(writer.n % 25)
+    entry = shots_entry(plan, width, height, fps)
+    records = []
+    for take, row in zip(takes, entry["takes"]):
+        records.append(CaptionRecord(
+            video_id=plan.video_id, clip_id=row["clip_id"], start_s=round(row["start_frame"] / fps, 6),
+            end_s=round(row["end_frame"] / fps, 6), captions=take.captions, label=take.plan.kind,
+            meta={"scene_graph": take.scene_graph, "camera_motion": take.plan.motion,
+                  "start_frame": row["start_frame"], "end_frame": row["end_frame"]}))
+    return records, entry
+
+
+def _flight_job(args: tuple[int, FlightPlan, int, int, float, str]) -> tuple[list[CaptionRecord], dict[str, Any]]:
+    seed, plan, width, height, fps, videos = args
+    cv2.setNumThreads(1)  # one flight per process: no oversubscription
+    return _make_flight(seed, plan, width, height, fps, Path(videos))
+
+
 def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int, int] = (640, 360),
              fps: float = 25.0, min_take: float = 3.0, max_take: float = 30.0, takes_per_flight: int = 8,
-             progress: ProgressFn | None = None) -> dict[str, Any]:
+             progress: ProgressFn | None = None, workers: int = 1) -> dict[str, Any]:
     """Synthesise ``flights`` drone flights into ``out_dir`` (videos/, annotations.jsonl, shots.json, synth.json).
 
-    Returns a summary: counts, seconds of video, wall time and the realtime factor.
+    ``workers`` > 1 renders that many flights at once in separate processes; the output is identical
+    to a single-process run. Returns a summary: counts, seconds of video, wall time and the realtime
+    factor.
     """
     from dvtr_bench.provenance import git_commit, package_versions
 
     _validate(flights, resolution, fps, min_take, max_take, takes_per_flight)
+    if workers < 1:
+        raise ConfigError("workers must be at least 1")
     progress = progress or no_progress
     width, height = resolution
     fps = float(fps_fraction(fps))
     out = Path(out_dir)
-    (out / "videos").mkdir(parents=True, exist_ok=True)
+    videos = out / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
     plans = [plan_flight(seed, f, takes_per_flight, fps, min_take, max_take) for f in range(flights)]
+    # Flights of an earlier, larger run in the same folder would contradict the new annotations.
+    wanted = {f"{p.video_id}.mp4" for p in plans}
+    for stale in videos.glob("flight_*.mp4"):
+        if stale.name not in wanted:
+            stale.unlink()
     total = sum(p.n_frames for p in plans)
     progress(Progress("frames", completed=0, total=total))
     progress(Progress("flights", completed=0, total=flights))
+    results: dict[int, tuple[list[CaptionRecord], dict[str, Any]]] = {}
+    done = 0
+    t0 = time.perf_counter()
+
+    def on_frames(k: int) -> None:
+        nonlocal done
+        done += k
+        el = time.perf_counter() - t0
+        progress(Progress("frames", completed=done, total=total, info={"x realtime": done / fps / max(el, 1e-9)}))
+
+    if workers == 1 or flights == 1:
+        for fi, plan in enumerate(plans):
+            results[fi] = _make_flight(seed, plan, width, height, fps, videos, on_frames)
+            progress(Progress("flights", completed=fi + 1, total=flights))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn: a forked copy of a parent that has started threads (torch, Ray) can deadlock.
+        with ProcessPoolExecutor(max_workers=min(workers, flights), mp_context=mp.get_context("spawn")) as pool:
+            futs = {pool.submit(_flight_job, (seed, plan, width, height, fps, str(videos))): fi
+                    for fi, plan in enumerate(plans)}
+            for fut in as_completed(futs):
+                fi = futs[fut]
+                results[fi] = fut.result()
+                on_frames(plans[fi].n_frames)
+                progress(Progress("flights", completed=len(results), total=flights))
+    wall = time.perf_counter() - t0
     records: list[CaptionRecord] = []
     shots: dict[str, Any] = {}
     kinds: dict[str, int] = {}
-    done = 0
-    t0 = time.perf_counter()
     for fi, plan in enumerate(plans):
-        takes: list[Take] = []
-        path = out / "videos" / f"{plan.video_id}.mp4"
-        with H264Writer(path, width, height, fps) as writer:
-            for frame in flight_frames(seed, plan, width, height, fps, takes):
-                writer.write(frame)
-                done += 1
-                if done % 25 == 0:
-                    el = time.perf_counter() - t0
-                    progress(Progress("frames", completed=done, total=total,
-                                      info={"x realtime": done / fps / max(el, 1e-9)}))
-            if writer.n != plan.n_frames:
-                raise RuntimeError(f"{plan.video_id}: wrote {writer.n} frames, planned {plan.n_frames}")
-        entry = shots_entry(plan, width, height, fps)
+        recs, entry = results[fi]
+        records.extend(recs)
         shots[plan.video_id] = entry
-        for take, row in zip(takes, entry["takes"]):
-            records.append(CaptionRecord(
-                video_id=plan.video_id, clip_id=row["clip_id"], start_s=round(row["start_frame"] / fps, 6),
-                end_s=round(row["end_frame"] / fps, 6), captions=take.captions, label=take.plan.kind,
-                meta={"scene_graph": take.scene_graph, "camera_motion": take.plan.motion,
-                      "start_frame": row["start_frame"], "end_frame": row["end_frame"]}))
-            kinds[take.plan.kind] = kinds.get(take.plan.kind, 0) + 1
-        progress(Progress("flights", completed=fi + 1, total=flights))
-    progress(Progress("frames", completed=done, total=total))
-    wall = time.perf_counter() - t0
+        for r in recs:
+            kinds[str(r.label)] = kinds.get(str(r.label), 0) + 1
     write_jsonl(records, out / "annotations.jsonl")
     with open(out / "shots.json", "w", encoding="utf-8", newline="\n") as f:
         json.dump({"version": SHOTS_VERSION, "videos": shots}, f, indent=1, sort_keys=True)
@@ -433,9 +481,10 @@ def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int
     for p in plans:
         for tr in p.transitions:
             n_trans[tr["kind"]] += 1
-    summary = {"videos": flights, "takes": len(records), "frames": done, "seconds": round(done / fps, 3),
-               "wall_s": round(wall, 3), "realtime_factor": round(done / fps / max(wall, 1e-9), 3),
-               "kinds": dict(sorted(kinds.items())), "transitions": n_trans, "out_dir": str(out)}
+    summary = {"videos": flights, "takes": len(records), "frames": total, "seconds": round(total / fps, 3),
+               "wall_s": round(wall, 3), "realtime_factor": round(total / fps / max(wall, 1e-9), 3),
+               "workers": workers, "kinds": dict(sorted(kinds.items())), "transitions": n_trans,
+               "out_dir": str(out)}
     # synth.json is the only file with wall-clock figures; annotations and shots stay byte-stable.
     with open(out / "synth.json", "w", encoding="utf-8", newline="\n") as f:
         json.dump({"generator": "dvtr synth", "options": options, "scene_kinds": list(SCENE_KINDS),

@@ -116,14 +116,17 @@ def make_captions(rng: np.random.Generator, kind: str, kind_nps: list[str], grou
     def op() -> str:
         return OPENERS[int(rng.integers(len(OPENERS)))]
 
+    def with_(kind_np: str, np_: str) -> str:
+        return f"{kind_np} and {np_}" if " with " in kind_np else f"{kind_np} with {np_}"
+
     rich: list[str] = []
     for np_, clause in details:
-        rich += [f"{op()} {kn()} with {np_}.", f"{op()} {kn()}: {clause}.", f"{clause} in this view of {kn()}.",
+        rich += [f"{op()} {with_(kn(), np_)}.", f"{op()} {kn()}: {clause}.", f"{clause} in this view of {kn()}.",
                  f"{cam} over {kn()} where {clause}."]
     for p in phrases:
         rich += [f"{op()} {kn()}; {p}.", f"{cam} over {kn()}; {p}."]
     if len(details) >= 2:
-        rich.append(f"{op()} {kn()} with {details[0][0]} and {details[1][0]}.")
+        rich.append(f"{op()} {with_(kn(), details[0][0])} and {details[1][0]}.")
     plain = [f"{cam} over {kn()}.", f"{op()} {kn()}."] + [f"{o} {n}." for o in OPENERS for n in kind_nps]
     rich = list(dict.fromkeys(rich))
     plain = list(dict.fromkeys(plain))

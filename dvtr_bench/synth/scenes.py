@@ -1073,6 +1073,81 @@ def build_bridge(ctx: Ctx) -> Scene:
     return scene
 
 
+def build_harbour(ctx: Ctx) -> Scene:
+    rng, cv = ctx.rng, ctx.canvas
+    scene = Scene("harbour", cv)
+    d = ctx.main_direction()
+    d = d / np.linalg.norm(d)
+    nn = _perp(d)
+    ang = float(np.arctan2(d[1], d[0]))
+    view_h = float(np.median(ctx.cam.view_h))
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    # The quay edge runs along the flight line; water on one side of it, land on the other.
+    quay = nn * (-side) * rng.uniform(0.2, 0.35) * view_h
+    water_name = str(rng.choice(["blue", "green"], p=[0.6, 0.4]))
+    water = np.asarray(jitter_colour(rng, WATER[water_name], 5), np.float32)
+    h, w = cv.img.shape[:2]
+    noise = value_noise(rng, h, w, 6.0 * cv.ppm, octaves=3)
+    dist = side * signed_distance(cv, quay, d)           # > 0: water
+    fine = value_noise(rng, h, w, 0.9 * cv.ppm, octaves=1)
+    tex = water[None, None] * (1.0 + 0.04 * noise[..., None]) + 60.0 * np.clip((fine - 1.3), 0, 0.5)[..., None]
+    img = np.clip(tex, 0, 255).astype(np.uint8)
+    land = dist <= 0
+    concrete = np.asarray(jitter_colour(rng, (158, 156, 150), 6), np.float32)
+    img[land] = np.clip(concrete[None] * (1.0 + 0.08 * noise[land][:, None]), 0, 255).astype(np.uint8)
+    cv.img[:] = img
+    L = _half_len(cv)
+    cv.segment(quay - d * L, quay + d * L, 0.8, (196, 194, 186))              # quay edge
+    # Warehouses and stacked containers on the land side.
+    for s_ in np.arange(-L, L, rng.uniform(28, 40)):
+        c = quay - nn * side * rng.uniform(22, 34) + d * s_
+        if rng.random() < 0.5:
+            ln, wd = rng.uniform(18, 26), rng.uniform(12, 16)
+            roof = jitter_colour(rng, [(120, 124, 130), (150, 70, 60), (96, 120, 140)][int(rng.integers(3))], 6)
+            cv.poly(place(rect_pts(ln, wd), c + ctx.shadow(6.0), ang), mv.shade(tuple(int(x) for x in concrete), 0.55))
+            cv.poly(place(rect_pts(ln, wd), c, ang), roof)
+        else:
+            for row in range(int(rng.integers(2, 5))):
+                for col in range(int(rng.integers(2, 4))):
+                    cc = c + d * (col * 6.4) - nn * side * row * 2.7
+                    name = str(rng.choice(["red", "blue", "orange", "white", "green", "grey"]))
+                    cv.poly(place(rect_pts(6.0, 2.4), cc, ang), jitter_colour(rng, COLOURS[name], 10))
+    # Pontoons perpendicular to the quay with boats moored on both sides.
+    moored = []
+    pitch = rng.uniform(24, 34)
+    pl = rng.uniform(0.25, 0.4) * view_h
+    for s_ in np.arange(-L + rng.uniform(0, pitch), L, pitch):
+        root = quay + d * s_
+        tip = root + nn * side * pl
+        cv.segment(root + ctx.shadow(0.6), tip + ctx.shadow(0.6), 2.2, tuple(int(c * 0.6) for c in water))
+        cv.segment(root, tip, 2.2, (172, 150, 118))
+        for k in np.arange(4.0, pl - 2, rng.uniform(3.6, 4.6)):
+            for sg in (-1, 1):
+                if rng.random() < 0.3:
+                    continue
+                ln = rng.uniform(7, 11)
+                c = root + nn * side * k + d * sg * (1.1 + ln / 2 * 0.0 + 2.0)
+                name = "white" if rng.random() < 0.75 else str(rng.choice(["blue", "red", "yellow"]))
+                parts = mv.boat_parts(jitter_colour(rng, COLOURS[name], 6), ln, None,
+                                      tuple(int(x * 0.6) for x in water))
+                # Moored boats lie across the pontoon's direction, bow to the pontoon.
+                _paint_parts(cv, parts, c + d * sg * (ln / 2 - 2.0), ang + (0.0 if sg > 0 else np.pi) + np.pi,
+                             ctx.shadow(0.8))
+                scene.movers.append(ctx.static("boat", name, c, ln / 2))
+                moored.append(len(scene.movers) - 1)
+    _grain(ctx, 3.0)
+    scene.groups.append(Group("boat", "boats", moored, False, "are moored at the piers", "is moored at a pier"))
+    # Boats under way in the channel beyond the pontoon tips.
+    chan = quay + nn * side * (pl + rng.uniform(10, 20))
+    ids = _boats(ctx, scene, chan, d, 24.0, tuple(int(x) for x in water), lambda s_: np.zeros_like(s_),
+                 int(rng.integers(0, 3)), (1.5, 4.0))
+    if ids:
+        scene.groups.append(Group("boat", "boats", ids, True, "sail through the harbour", "sails through the harbour"))
+    scene.attributes.update({"water_colour": water_name, "moored_boats": len(moored), "boats_under_way": len(ids)})
+    scene.attributes["_kind_nps"] = ["a harbour", "a harbour with piers", "a marina harbour"]
+    return scene
+
+
 BUILDERS: dict[str, Callable[[Ctx], Scene]] = {
     "road": build_road,
     "parking_lot": build_parking_lot,
@@ -1085,6 +1160,7 @@ BUILDERS: dict[str, Callable[[Ctx], Scene]] = {
     "construction_site": build_construction_site,
     "railway": build_railway,
     "bridge": build_bridge,
+    "harbour": build_harbour,
 }
 
 # Kinds whose main subject is one place: the camera must not travel far from it.
@@ -1092,4 +1168,4 @@ LANDMARK_KINDS = {"sports_field", "bridge", "construction_site"}
 # Typical ground height of the image (metres) per kind: beaches are flown lower, pitches higher.
 VIEW_HEIGHT = {"beach": (34.0, 48.0), "parking_lot": (38.0, 55.0), "sports_field": (72.0, 88.0), "forest": (55.0, 85.0),
                "farmland": (45.0, 70.0), "construction_site": (60.0, 85.0), "bridge": (60.0, 90.0),
-               "residential": (55.0, 85.0), "railway": (50.0, 80.0)}
+               "residential": (55.0, 85.0), "railway": (50.0, 80.0), "harbour": (50.0, 75.0)}

@@ -50,7 +50,7 @@ def ffmpeg_decode(path: Path) -> None:
 
 
 def dvtr_build(videos: Path, annotations: Path, out: Path):
-    from dvtr_bench.dataset.build import build
+    from dvtr_bench.dataset.pipeline import build
     from dvtr_bench.dataset.config import BuildConfig
 
     shutil.rmtree(out, ignore_errors=True)

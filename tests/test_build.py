@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from dvtr_bench.dataset.build import build
+from dvtr_bench.dataset.pipeline import build
 from dvtr_bench.dataset.config import BuildConfig
 from dvtr_bench.protocol import v1
 from test_build_footage import synth_footage

@@ -74,7 +74,7 @@ def build_dataset(inputs: tuple[str, ...], annotations: str | None, annotation_f
     Re-running the same command resumes: finished videos are not decoded again.
     Exit code 3 when some videos failed (listed in build/manifest.parquet with the reason).
     """
-    from dvtr_bench.dataset.build import build
+    from dvtr_bench.dataset.pipeline import build
     from dvtr_bench.dataset.config import BuildConfig
 
     seg_params: dict[str, Any] = {}

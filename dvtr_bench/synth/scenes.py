@@ -773,8 +773,8 @@ def build_sports_field(ctx: Ctx) -> Scene:
     d = np.array([np.cos(ang), np.sin(ang)])
     c0 = np.zeros(2)
     surround = str(rng.choice(["grass", "concrete"]))
-    _base_ground(ctx, GRASS if surround == "grass" else CONCRETE, 0.12, 8.0,
-                 patch=DRY_GRASS if surround == "grass" else (150, 150, 146))
+    _base_ground(ctx, GRASS if surround == "grass" else CONCRETE, 0.12 if surround == "grass" else 0.05, 8.0,
+                 patch=DRY_GRASS if surround == "grass" else None)
     length, width = rng.uniform(96, 106), rng.uniform(60, 68)
     track = rng.random() < 0.45
     if track:

@@ -67,6 +67,9 @@ def test_layout_and_records(footage: tuple[Path, int]) -> None:
         # Pure take spans respect the requested take lengths.
         assert OPTS["min_take"] - 1 / FPS <= r.end_s - r.start_s <= OPTS["max_take"] + 1 / FPS
         assert r.meta["scene_graph"]["kind"] == r.label
+    for entry in shots["videos"].values():
+        labels = [t["label"] for t in entry["takes"]]
+        assert all(a != b for a, b in zip(labels, labels[1:]))  # every cut changes the scene kind
 
 
 def test_determinism(footage: tuple[Path, int], tmp_path: Path) -> None:

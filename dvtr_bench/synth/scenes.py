@@ -175,8 +175,10 @@ def _dist_to_line(p: np.ndarray, a: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def _half_len(canvas: Canvas) -> float:
+    """Half length of lines drawn through the take's centre: beyond the farthest map corner, so that
+    line ends and wrapping traffic are never on screen."""
     x0, y0, x1, y1 = canvas.extent
-    return float(np.hypot(x1 - x0, y1 - y0)) / 2.0 + 10.0
+    return float(max(np.hypot(x, y) for x in (x0, x1) for y in (y0, y1))) + 25.0
 
 
 def _traffic(ctx: Ctx, scene: Scene, a: np.ndarray, d: np.ndarray, lane_offsets: list[float],

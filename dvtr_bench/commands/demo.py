@@ -81,7 +81,7 @@ def demo(out_dir: Path, flights: int, seed: int, methods: str, epochs: int | Non
     for i, name in enumerate(names):
         step(f"3/4 train and evaluate {name} ({i + 1}/{len(names)})", run_baseline, method=name,
              dataset=str(dataset), out_dir=results, seeds=[seed], device=device, config="demo", epochs=epochs)
-    step("4/4 leaderboard", leaderboard, results=(results,), out_dir=tables)
+    step("4/4 leaderboard", leaderboard, results=(results,), out_dir=tables, verify=True)
 
     console.print(Rule("[bold]demo done"))
     t = Table(title="time per step", header_style="bold")

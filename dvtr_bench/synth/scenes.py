@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 
 from dvtr_bench.synth import movers as mv
@@ -204,19 +203,13 @@ def _traffic(ctx: Ctx, scene: Scene, a: np.ndarray, d: np.ndarray, lane_offsets:
             big = trucks and rng.random() < 0.12
             col = jitter_colour(rng, COLOURS[name], 8)
             parts = mv.truck_parts(col, shadow=shadow) if big else mv.car_parts(col, shadow=shadow)
-            m = mv.Mover("truck" if big else "car", name, pos, head, _shadowed(parts, ctx), 5.0 if big else 2.5)
+            m = mv.Mover("truck" if big else "car", name, pos, head, parts, 5.0 if big else 2.5)
             scene.movers.append(m)
             ids.append(len(scene.movers) - 1)
     return ids
 
 
-def wrap(s: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    return mv.wrap(s, lo, hi)
-
-
-def _shadowed(parts: list[mv.Part], ctx: Ctx) -> list[mv.Part]:
-    # Shadow polygons are offset in the renderer by the sun vector; nothing else to adjust here.
-    return parts
+wrap = mv.wrap
 
 
 def _road(ctx: Ctx, a: np.ndarray, d: np.ndarray, n_lanes: int, lane_w: float = 3.5,
@@ -234,7 +227,6 @@ def _road(ctx: Ctx, a: np.ndarray, d: np.ndarray, n_lanes: int, lane_w: float = 
     if markings:
         L = _half_len(cv)
         white = (222, 222, 216)
-        along = _perp(_perp(d))
         dd = d / np.linalg.norm(d)
         nn = _perp(dd)
         for sgn in (-1, 1):
@@ -246,10 +238,8 @@ def _road(ctx: Ctx, a: np.ndarray, d: np.ndarray, n_lanes: int, lane_w: float = 
             s = -L
             while s < L:
                 p = a + nn * off + dd * s
-                cv.segment(p, p + dd * dash, 0.2 if not centre else 0.25,
-                           (236, 196, 60) if (centre and n_lanes == 2 and rng.random() < 0.0) else white)
+                cv.segment(p, p + dd * dash, 0.2 if not centre else 0.25, white)
                 s += dash + gapl
-        del along
     return half, np.asarray(asphalt)
 
 
@@ -722,11 +712,9 @@ def build_residential(ctx: Ctx) -> Scene:
                 name = roof_name if rng.random() < 0.85 else str(rng.choice(list(ROOF)))
                 roof = jitter_colour(rng, ROOF[name], 7)
                 # Driveway to the street, maybe with a car on it.
-                drive_c = c + d * (hl / 2 + 2.2) - nn * sgn * (hw / 2 - (setback - street_w / 2) / 2 - 1.0) * 0 \
-                    - nn * sgn * (hw / 2 + (setback - street_w / 2 - hw * 0 - 2.5) / 2)
+                # Driveway from the house to the street.
                 cv.rect(c + d * (hl / 2 + 2.0) - nn * sgn * (setback - street_w / 2) / 2 * 0.9, 3.0,
                         setback - street_w / 2 + hw / 2 - 1, ang, (176, 174, 168))
-                del drive_c
                 if rng.random() < 0.35:
                     cname = _weighted(rng, CAR_COLOURS)
                     _paint_parts(cv, mv.car_parts(jitter_colour(rng, COLOURS[cname], 8), shadow=(70, 72, 70)),

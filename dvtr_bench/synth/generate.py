@@ -25,7 +25,7 @@ from dvtr_bench.synth.camera import CAMERA_MOTIONS, Camera, make_camera
 from dvtr_bench.synth.encode import CRF, PRESET, H264Writer, fps_fraction
 from dvtr_bench.synth.movers import MoverRenderer
 from dvtr_bench.synth.scenes import BUILDERS, LANDMARK_KINDS, VIEW_HEIGHT, Ctx, Light, Scene
-from dvtr_bench.synth.world import Canvas
+from dvtr_bench.synth.world import Canvas, value_noise
 
 SCENE_KINDS: tuple[str, ...] = tuple(BUILDERS)
 SHOTS_VERSION = 1
@@ -122,7 +122,8 @@ def _light(rng: np.random.Generator) -> Light:
         gain, length = np.array([1.06, 0.92, 0.76]) * rng.uniform(0.88, 0.98), rng.uniform(0.8, 1.3)
     else:
         gain, length = np.array([0.9, 0.92, 0.95]) * rng.uniform(0.9, 1.0), rng.uniform(0.1, 0.2)
-    return Light(gain, direction * length, tod)
+    contrast = {"midday": 1.0, "morning": 1.0, "evening": 1.06, "overcast": 0.82}[tod] * rng.uniform(0.95, 1.05)
+    return Light(gain, direction * length, tod, float(contrast))
 
 
 @dataclass
@@ -161,9 +162,19 @@ def build_take(seed: int, plan: TakePlan, width: int, height: int, fps: float, a
     canvas = Canvas.create(extent, ppm)
     ctx = Ctx(rng_scene, cam, canvas, fps, light)
     scene = BUILDERS[plan.kind](ctx)
-    # Bake the light into the map once; movers get the same gain when drawn.
-    canvas.img[:] = np.clip(canvas.img.astype(np.float32) * light.gain[None, None].astype(np.float32), 0, 255
-                            ).astype(np.uint8)
+    # Bake the light into the map once (contrast about the map's mean, then the colour gain); movers get
+    # the same gain when drawn.
+    lit = canvas.img.astype(np.float32)
+    clouds = light.time_of_day in ("midday", "morning") and rng_cam.random() < 0.3
+    if clouds:
+        # Soft shadows of scattered clouds, drifting too slowly to move within a take.
+        h, w = lit.shape[:2]
+        cover = value_noise(rng_cam, h, w, 70.0 * canvas.ppm, octaves=2)
+        lit *= (1.0 - 0.35 * np.clip((cover - 0.35) * 2.5, 0.0, 1.0))[..., None]
+    if light.contrast != 1.0:
+        mean = lit.reshape(-1, 3).mean(0)
+        lit = mean + (lit - mean) * light.contrast
+    canvas.img[:] = np.clip(lit * light.gain[None, None].astype(np.float32), 0, 255).astype(np.uint8)
     affines = cam.world_to_screen(width, height)
     renderer = MoverRenderer(scene.movers, light.sun * 1.2, light.gain)
     pure = slice(plan.head, plan.head + plan.n_pure)
@@ -188,7 +199,8 @@ def build_take(seed: int, plan: TakePlan, width: int, height: int, fps: float, a
                                                              "colour_in")}
                    for g in groups],
         "phrases": list(scene.phrases),
-        "lighting": {"time_of_day": light.time_of_day, "gain": [round(float(x), 4) for x in light.gain]},
+        "lighting": {"time_of_day": light.time_of_day, "gain": [round(float(x), 4) for x in light.gain],
+                     "contrast": round(light.contrast, 4), "cloud_shadows": bool(clouds)},
         "camera": {"motion": plan.motion, **cam.params},
         "frames": {"rendered": n, "pure": plan.n_pure},
         "layout_attempt": attempt,

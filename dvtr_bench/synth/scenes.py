@@ -39,6 +39,7 @@ class Light:
     gain: np.ndarray               # per-channel multiplier (lighting colour and strength)
     sun: np.ndarray                # world shadow offset per metre of object height
     time_of_day: str
+    contrast: float = 1.0          # < 1: flat overcast light, > 1: hard low sun
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Ctx:
 GRASS = (88, 128, 62)
 DRY_GRASS = (146, 146, 92)
 SOIL = (122, 96, 72)
-ASPHALT = (74, 76, 80)
+ASPHALT = (78, 78, 78)
 CONCRETE = (168, 168, 162)
 SAND = (222, 204, 162)
 GRAVEL = (128, 122, 112)

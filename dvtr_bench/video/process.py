@@ -26,7 +26,7 @@ import numpy as np
 
 from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.protocol import v1
-from dvtr_bench.video.decode import Scaler, iter_frames, scaled_size, yuv_planes
+from dvtr_bench.video.decode import Scaler, iter_frames, scaled_size
 from dvtr_bench.video.probe import VideoInfo, probe
 from dvtr_bench.video.segment import Segmenter, Span, Transition
 
@@ -72,17 +72,16 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def tiny_yuv(small: Any, width: int) -> np.ndarray:
-    """A ``width``-px wide float32 YUV image (H, W, 3) from a downscaled yuv420p frame, for the detector."""
-    import cv2
+def tiny_yuv(small: Any, width: int, scaler: Scaler | None = None) -> np.ndarray:
+    """A ``width``-px wide float32 YUV image (H, W, 3) from a (downscaled) frame, for the detector.
 
-    y, u, v = yuv_planes(small)
-    h = max(8, int(round(width * y.shape[0] / y.shape[1])))
-    size = (width, h)
+    One swscale call to planar 4:4:4 at the tiny size (area filter), then a single copy into an H x W x 3 array.
+    """
+    h = max(8, int(round(width * small.height / small.width)))
+    t = (scaler or Scaler())(small, width, h, "yuv444p")
     out = np.empty((h, width, 3), np.float32)
-    out[..., 0] = cv2.resize(y, size, interpolation=cv2.INTER_AREA)
-    out[..., 1] = cv2.resize(u, size, interpolation=cv2.INTER_AREA)
-    out[..., 2] = cv2.resize(v, size, interpolation=cv2.INTER_AREA)
+    for c, plane in enumerate(t.planes[:3]):
+        out[..., c] = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :width]
     return out
 
 
@@ -210,7 +209,7 @@ def _detect_pass(path: str | Path, info: VideoInfo, segmenter: Segmenter, sampli
     frame_dur = 1.0 / info.fps if info.fps else 0.04
     next_report = 10.0
 
-    scaler, rgb_scaler = Scaler(), Scaler()
+    scaler, rgb_scaler, tiny_scaler = Scaler(), Scaler(), Scaler()
 
     def sample(spans: list[Span]) -> None:
         for sp in spans:
@@ -240,7 +239,7 @@ def _detect_pass(path: str | Path, info: VideoInfo, segmenter: Segmenter, sampli
         n_frames += 1
         last = df
         buf.add(df.index, df.t, kept)
-        closed = segmenter.push(df.index, df.t, tiny_yuv(kept, tiny_width))
+        closed = segmenter.push(df.index, df.t, tiny_yuv(kept, tiny_width, tiny_scaler))
         if closed:
             sample(closed)
         buf.drop_before(segmenter.keep_from())

@@ -291,6 +291,9 @@ class ShotSegmenter(Segmenter):
             j = len(self._g)
             if j - k < 0:
                 self._g.append(float("nan"))
+            elif j % 2 and self._g and np.isfinite(self._g[-1]):
+                # g changes slowly (it spans 2k frames): computing it every other frame halves its cost
+                self._g.append(self._g[-1])
             else:
                 self._g.append(tiny_distance(self._ring[0], tiny, self._window_fn) if j + k == i
                                else float("nan"))

@@ -29,17 +29,19 @@ def synth_footage(flights: int = 3, seed: int = 7, width: int = 192, height: int
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, pts: list[int] | None = None,
-                time_base: tuple[int, int] | None = None, gop: int = 25) -> Path:
+                time_base: tuple[int, int] | None = None, gop: int = 25, codec: str = "libx264") -> Path:
     """Encode RGB frames as H.264 with PyAV; ``pts`` (in ``time_base`` units) makes a variable-rate file."""
     from fractions import Fraction
 
     import av
 
     out = av.open(str(path), "w")
-    st = out.add_stream("libx264", rate=fps)
+    st = out.add_stream(codec, rate=fps)
     st.height, st.width = frames[0].shape[:2]
     st.pix_fmt = "yuv420p"
-    st.options = {"g": str(gop), "preset": "ultrafast"}
+    st.options = {"g": str(gop), "preset": "ultrafast"} if codec in ("libx264", "libx265") else {"g": str(gop)}
+    if codec == "libx265":
+        st.options["x265-params"] = "log-level=error"
     if time_base is not None:
         # the encoder rewrites pts in its own time base: set it on the codec context too
         st.time_base = Fraction(*time_base)

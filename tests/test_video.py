@@ -108,3 +108,16 @@ def test_scaled_size():
     assert scaled_size(1920, 1080, 224) == (398, 224)
     assert scaled_size(1080, 1920, 224) == (224, 398)
     assert scaled_size(192, 108, 224) == (398, 224)
+
+
+@pytest.mark.parametrize("name,codec,want", [("a.mkv", "libx265", "hevc"), ("b.mov", "libx264", "h264"),
+                                             ("c.avi", "mpeg4", "mpeg4")])
+def test_containers_and_codecs(tmp_path, name, codec, want):
+    rng = np.random.default_rng(1)
+    frames = [np.ascontiguousarray(textured(rng, 72, 128, (60 + 2 * i, 90, 120))[:72, :128]) for i in range(50)]
+    path = write_video(tmp_path / name, frames, codec=codec)
+    info = probe(path)
+    assert info.codec == want and (info.width, info.height) == (128, 72)
+    assert info.duration_s == pytest.approx(2.0, abs=0.1)
+    r = process_video(path, WindowSegmenter(length=1.0))
+    assert len(r.clips) == 2 and all(len(c.frames) == 12 for c in r.clips)

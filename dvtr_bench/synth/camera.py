@@ -84,7 +84,14 @@ def make_camera(rng: np.random.Generator, motion: str, n: int, fps: float, aspec
         raise ValueError(f"unknown camera motion {motion!r}")
     t = np.arange(n, dtype=np.float64) / fps
     dur = max(n / fps, 1e-6)
-    theta0 = rng.uniform(-np.pi, np.pi) if heading is None else heading
+    if heading is not None:
+        theta0 = heading
+    elif motion in ("forward", "pan_left", "pan_right"):
+        # Travelling along a world axis keeps the ground map's bounding box tight (and its memory small);
+        # scenes orient themselves to the flight line, so nothing on screen depends on this choice.
+        theta0 = float(rng.integers(4)) * np.pi / 2
+    else:
+        theta0 = rng.uniform(-np.pi, np.pi)
     # Wobble present in every motion: centimetres at well under 1 Hz (a stabilised gimbal).
     wob = float(rng.uniform(0.04, 0.12)) * view_h / 60.0
     jx = wob * smooth_noise(rng, n, 0.6, fps)

@@ -33,12 +33,27 @@ def make_footage(out: Path, seconds: float) -> Path:
     return out / "footage"
 
 
-def best_of(n: int, fn):
+CPU: dict[str, float] = {}
+
+
+def _cpu(children: bool) -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def best_of(n: int, fn, name: str = "", children: bool = False):
+    """Best wall time of ``n`` runs; the CPU time of the best run is kept in CPU[name] (load-independent)."""
     best, value = float("inf"), None
     for _ in range(n):
+        c = _cpu(children)
         t = time.perf_counter()
         value = fn()
-        best = min(best, time.perf_counter() - t)
+        el = time.perf_counter() - t
+        if el < best:
+            best = el
+            CPU[name] = _cpu(children) - c
     return best, value
 
 
@@ -96,17 +111,20 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="dvtr-build-speed-"))
     try:
-        ffmpeg_s, _ = best_of(args.repeats, lambda: ffmpeg_decode(video))
+        ffmpeg_s, _ = best_of(args.repeats, lambda: ffmpeg_decode(video), "ffmpeg", True)
+        print(f"ffmpeg -f null decode:             {ffmpeg_s:7.2f} s", flush=True)
         dvtr_s, res = best_of(args.repeats, lambda: dvtr_build(footage / "videos", footage / "annotations.jsonl",
-                                                             work / "ds"))
+                                                             work / "ds"), "dvtr")
+        print(f"dvtr build (frames only):          {dvtr_s:7.2f} s   {res.n_clips} clips x 12 frames", flush=True)
         import pyarrow.parquet as pq
 
         man = pq.read_table(work / "ds" / "build" / "manifest.parquet").to_pylist()[0]
         dvtr_cuts = [Transition(**t) for t in json.loads(man["transitions"])]
         dvtr_f1 = evaluate_cuts(dvtr_cuts, truth, tolerance=2)
-        psd_s, scenes = best_of(args.repeats, lambda: scenedetect_pipeline(video, work / "psd"))
+        psd_s, scenes = best_of(args.repeats, lambda: scenedetect_pipeline(video, work / "psd"), "psd")
         psd_cuts = [Transition("cut", s[0].frame_num, s[0].frame_num, 1.0) for s in scenes[1:]]
         psd_f1 = evaluate_cuts(psd_cuts, truth, tolerance=2)
+        print(f"PySceneDetect adaptive+save_images: {psd_s:7.2f} s   {len(scenes)} scenes x 12 images", flush=True)
 
         from dvtr_bench.video.export import export_clips
 
@@ -119,20 +137,20 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"ffmpeg -f null decode:            {ffmpeg_s:7.2f} s")
-    print(f"dvtr build (frames only):         {dvtr_s:7.2f} s   {res.n_clips} clips x 12 frames")
-    print(f"PySceneDetect adaptive+save_images:{psd_s:7.2f} s   {len(scenes)} scenes x 12 images")
     print(f"clip export (H.264 360p, GOP 0.5 s, separate): {export_s:.2f} s for {len(rows)} clips")
     print(f"cut F1 (tolerance 2 frames): dvtr {dvtr_f1.f1:.3f} (P {dvtr_f1.precision:.3f} R {dvtr_f1.recall:.3f})"
           f"   PySceneDetect {psd_f1.f1:.3f} (P {psd_f1.precision:.3f} R {psd_f1.recall:.3f})")
     r1 = dvtr_s / ffmpeg_s
     r2 = psd_s / dvtr_s
+    print(f"CPU seconds (user+sys; less sensitive to other load): ffmpeg {CPU['ffmpeg']:.2f}  dvtr {CPU['dvtr']:.2f}  "
+          f"PySceneDetect {CPU['psd']:.2f}  -> dvtr/ffmpeg {CPU['dvtr'] / CPU['ffmpeg']:.2f}, "
+          f"PySceneDetect/dvtr {CPU['psd'] / CPU['dvtr']:.2f}")
     print(f"RATIO build / ffmpeg decode = {r1:.2f}  (target <= 1.5: {'ok' if r1 <= 1.5 else 'MISSED'})")
     print(f"RATIO PySceneDetect / dvtr  = {r2:.2f}  (target >= 2: {'ok' if r2 >= 2 else 'MISSED'}; "
           f"F1 {'ok' if dvtr_f1.f1 >= psd_f1.f1 else 'MISSED'})")
     (out / "results.json").write_text(json.dumps({
         "ffmpeg_s": ffmpeg_s, "dvtr_s": dvtr_s, "scenedetect_s": psd_s, "export_s": export_s,
-        "ratio_build_over_ffmpeg": r1, "ratio_scenedetect_over_dvtr": r2, "dvtr_f1": dvtr_f1.to_dict(),
+        "ratio_build_over_ffmpeg": r1, "cpu_s": CPU, "ratio_scenedetect_over_dvtr": r2, "dvtr_f1": dvtr_f1.to_dict(),
         "scenedetect_f1": psd_f1.to_dict(), "clips": res.n_clips, "scenes": len(scenes),
         "video": {"width": info.width, "height": info.height, "fps": info.fps, "duration_s": info.duration_s},
     }, indent=2))

@@ -241,3 +241,20 @@ def test_split_from_annotations_and_bad_input(footage, tmp_path):
     write_jsonl(recs, ann)
     with pytest.raises(InputError, match="several splits"):
         build([footage / "videos"], ann, tmp_path / "ds2", BuildConfig(split_from_annotations=True), workers=1)
+
+
+def test_progress_events_and_no_annotations(footage, tmp_path):
+    from dvtr_bench.progress import Progress
+
+    events: list[Progress] = []
+    res = build([footage / "videos" / "flight_000.mp4"], None, tmp_path / "ds", BuildConfig(), events.append,
+                workers=1)
+    assert res.n_clips > 0 and all(not r["captions"] for r in _content(tmp_path / "ds"))   # kept, uncaptioned
+    tasks = {e.task for e in events}
+    assert {"videos", "clips", "footage"} <= tasks
+    footage_s = sum(e.advance or 0 for e in events if e.task == "footage")
+    import pyarrow.parquet as pq
+
+    man = pq.read_table(tmp_path / "ds" / "build" / "manifest.parquet").to_pylist()[0]
+    assert footage_s == pytest.approx(man["duration_s"])
+    assert any(e.info.get("footage s/s") for e in events if e.task == "footage")

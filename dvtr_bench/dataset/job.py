@@ -76,8 +76,11 @@ def frame_hash(jpegs: list[bytes]) -> int:
     return int(np.packbits(bits).view(">u8")[0].astype(np.int64))
 
 
-def run_job(spec: JobSpec) -> JobResult:
-    """Process one source video; never raises for bad input (the status says why it failed)."""
+def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
+    """Process one source video; never raises for bad input (the status says why it failed).
+
+    ``progress`` (in-process runs only) receives "footage" events every 10 s of decoded footage.
+    """
     from dvtr_bench.video.probe import probe
     from dvtr_bench.video.process import SamplingConfig, process_video
     from dvtr_bench.video.segment import make_segmenter
@@ -104,7 +107,8 @@ def run_job(spec: JobSpec) -> JobResult:
         segmenter = make_segmenter(cfg["segmenter"], **params)
         sampling = SamplingConfig(num_frames=cfg["num_frames"], short_side=cfg["frame_short_side"],
                                   jpeg_quality=cfg["jpeg_quality"])
-        result = process_video(spec.video_path, segmenter, sampling, records=spec.records, info=info)
+        result = process_video(spec.video_path, segmenter, sampling, records=spec.records, info=info,
+                               progress=progress)
         status["pass_s"] = result.timings.get("pass_s", 0.0)
         status["n_frames"] = result.n_frames
         status["n_transitions"] = len(result.transitions)

@@ -169,15 +169,29 @@ def build(inputs: Sequence[str | Path], annotations: str | Path | None, out_dir:
     progress(Progress("videos", completed=len(resumed), total=len(specs)))
     progress(Progress("clips", completed=sum(len(r.rows) for r in results.values()), total=None))
     t_jobs = time.perf_counter()
-    for res in run_jobs(run_job, todo, executor=executor, workers=workers, ray_address=ray_address):
+    inline = executor == "process" and (workers is not None and workers <= 1 or len(todo) <= 1)
+    seen_footage = [0.0]   # footage already reported by in-process passes (10 s steps)
+
+    def footage_events(ev: Progress) -> None:
+        seen_footage[0] += ev.advance or 0.0
+        el = max(1e-6, time.perf_counter() - t_jobs)
+        progress(Progress("footage", advance=ev.advance, info={"footage s/s": (total_footage + seen_footage[0]) / el}))
+
+    if inline:
+        # One job at a time in this process: report footage while a long video decodes, not only at its end.
+        jobs = (run_job(spec, footage_events) for spec in todo)
+    else:
+        jobs = run_jobs(run_job, todo, executor=executor, workers=workers, ray_address=ray_address)
+    for res in jobs:
         stage_result(out, res)
         results[res.video_id] = res
-        total_footage += float(res.status.get("duration_s") or 0.0)
+        dur = float(res.status.get("duration_s") or 0.0)
+        total_footage += dur
+        rest, seen_footage[0] = max(0.0, dur - seen_footage[0]), 0.0
         el = max(1e-6, time.perf_counter() - t_jobs)
         progress(Progress("videos", advance=1, info={"failed": sum(not r.ok for r in results.values())}))
         progress(Progress("clips", advance=len(res.rows)))
-        progress(Progress("footage", advance=float(res.status.get("duration_s") or 0.0),
-                          info={"footage s/s": total_footage / el}))
+        progress(Progress("footage", advance=rest, info={"footage s/s": total_footage / el}))
     jobs_s = time.perf_counter() - t_jobs
 
     # ---- assemble

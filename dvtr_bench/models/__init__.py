@@ -12,17 +12,20 @@ from typing import Any
 __all__ = ["create_method", "list_methods", "load_recipe", "count_parameters", "gflops_per_clip"]
 
 
-def create_method(name_or_recipe: Any, backbone: str | None = None, pretrained: Any = ..., **overrides: Any) -> Any:
+def create_method(name_or_recipe: Any, backbone: str | None = None, pretrained: Any = ..., device: Any = "cpu",
+                  image_size: int | None = None, **overrides: Any) -> Any:
     """Build a :class:`~dvtr_bench.models.base.RetrievalMethod`.
 
     ``name_or_recipe`` is a method name (``meanP``, ``seqLSTM``, ``seqTransf``, ``tightTransf``, ``xpool``,
     ``msam``), a recipe dict or the path of a recipe JSON. ``backbone`` is an open_clip model name (default
     ``ViT-B-32``, or the recipe's); ``pretrained`` is an open_clip tag (``"openai"``), a local checkpoint path or
-    None for random init (default: the recipe's, else ``"openai"``). ``overrides`` replace the method's options.
+    None for random init (default: the recipe's, else ``"openai"``). ``image_size`` overrides the vision input
+    size (default: the backbone's, or the recipe's ``model.image_size``). ``overrides`` replace the method's options.
     """
     from dvtr_bench.models.registry import create_method as _create
 
-    return _create(name_or_recipe, backbone=backbone, pretrained=pretrained, **overrides)
+    return _create(name_or_recipe, backbone=backbone, pretrained=pretrained, device=device, image_size=image_size,
+                   **overrides)
 
 
 def list_methods() -> list[str]:
@@ -32,11 +35,12 @@ def list_methods() -> list[str]:
     return _list()
 
 
-def load_recipe(name_or_path: Any) -> dict[str, Any]:
-    """A method's recipe (``baselines/<name>.json`` or a JSON path) as a dict."""
+def load_recipe(name_or_path: Any, overlay: Any = None) -> dict[str, Any]:
+    """A method's recipe (``baselines/<name>.json``, a JSON path or a dict), with an optional overlay merged on top
+    (``"demo"`` = ``baselines/demo.json``, a path or a dict)."""
     from dvtr_bench.models.registry import load_recipe as _load
 
-    return _load(name_or_path)
+    return _load(name_or_path, overlay=overlay)
 
 
 def count_parameters(method: Any) -> dict[str, int]:

@@ -187,8 +187,11 @@ def _load_weights(model: nn.Module, path: str, context_length: int) -> None:
 
 def create_backbone(name: str = "ViT-B-32", pretrained: str | os.PathLike | None = "openai",
                     context_length: int = v1.MAX_TOKENS, cache_dir: str | None = None,
-                    device: str | torch.device = "cpu") -> Backbone:
+                    device: str | torch.device = "cpu", image_size: int | None = None) -> Backbone:
     """Create an open_clip backbone with a ``context_length``-token text tower.
+
+    ``image_size`` overrides the vision tower's input size (pretrained patch-position grids are interpolated by
+    open_clip's loader); the frame spec follows it.
 
     Raises :class:`ConfigError` for an unknown model, an unknown tag, a missing checkpoint file, or weights that
     cannot be fetched (no network, or ``HF_HUB_OFFLINE=1`` with nothing in the cache), saying what to do.
@@ -230,7 +233,7 @@ def create_backbone(name: str = "ViT-B-32", pretrained: str | os.PathLike | None
     logging.disable(logging.WARNING)  # open_clip logs "initialized randomly" on the root logger; the library is quiet
     try:
         model = open_clip.create_model(
-            name, pretrained=None, force_context_length=context_length,
+            name, pretrained=None, force_context_length=context_length, force_image_size=image_size,
             force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
             pretrained_image=False, pretrained_text=False, device="cpu",
         )

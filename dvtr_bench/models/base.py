@@ -57,7 +57,12 @@ class FrameSpec:
 
     def __call__(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
         """uint8 ``[..., H, W, 3]`` (channels last, as decoded) -> float32 ``[..., 3, S, S]`` normalised."""
-        x = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
+        if isinstance(frames, torch.Tensor):
+            x = frames
+        else:
+            arr = np.asarray(frames)
+            # decoded images are often read-only views; torch wants memory it may write to
+            x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
         if x.dtype != torch.uint8 or x.ndim < 3 or x.shape[-1] != 3:
             raise ValueError(f"expected uint8 frames shaped [..., H, W, 3], got {tuple(x.shape)} {x.dtype}")
         lead = x.shape[:-3]

@@ -130,7 +130,7 @@ def load_recipe(name_or_path: str | Path | Mapping[str, Any], overlay: str | Pat
 
 
 def create_method(name_or_recipe: Any, backbone: str | None = None, pretrained: Any = _UNSET,
-                  device: str | Any = "cpu", **overrides: Any) -> Any:
+                  device: str | Any = "cpu", image_size: int | None = None, **overrides: Any) -> Any:
     """Build a method from a name, a recipe dict or a recipe path (see :func:`dvtr_bench.models.create_method`)."""
     from dvtr_bench.models.backbone import create_backbone
 
@@ -141,7 +141,7 @@ def create_method(name_or_recipe: Any, backbone: str | None = None, pretrained: 
     options = dict(model_cfg.get("options") or {})
     options.update(overrides)
     cls = method_class(recipe["method"])
-    bb = create_backbone(bb_name, pre)
+    bb = create_backbone(bb_name, pre, image_size=image_size or model_cfg.get("image_size"))
     try:
         method = cls(bb, **options)
     except TypeError as e:

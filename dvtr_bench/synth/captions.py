@@ -121,8 +121,10 @@ def make_captions(rng: np.random.Generator, kind: str, kind_nps: list[str], grou
 
     rich: list[str] = []
     for np_, clause in details:
-        rich += [f"{op()} {with_(kn(), np_)}.", f"{op()} {kn()}: {clause}.", f"{clause} in this view of {kn()}.",
-                 f"{cam} over {kn()} where {clause}."]
+        rich.append(f"{op()} {with_(kn(), np_)}.")
+        if clause != np_:  # groups without a verb (an intersection) only fit the "with" form
+            rich += [f"{op()} {kn()}: {clause}.", f"{clause} in this view of {kn()}.",
+                     f"{cam} over {kn()} where {clause}."]
     for p in phrases:
         rich += [f"{op()} {kn()}; {p}.", f"{cam} over {kn()}; {p}."]
     if len(details) >= 2:

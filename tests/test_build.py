@@ -86,6 +86,19 @@ def test_splits_are_per_video(built):
     assert res.audit.videos_in_several_splits == {}
 
 
+def _faststart_copy(src: Path, dst: Path) -> Path:
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "faststart"}) as out:
+        ost = out.add_stream_from_template(inp.streams.video[0])
+        for pkt in inp.demux(inp.streams.video[0]):
+            if pkt.dts is None:
+                continue
+            pkt.stream = ost
+            out.mux(pkt)
+    return dst
+
+
 def test_corrupt_inputs_are_recorded_and_exit_3(footage, tmp_path):
     from dvtr_bench.cli import cli
 
@@ -95,6 +108,9 @@ def test_corrupt_inputs_are_recorded_and_exit_3(footage, tmp_path):
     (vids / "zero.mp4").write_bytes(b"")
     (vids / "notes.mp4").write_text("this is not a video\n")
     (vids / "cut.mp4").write_bytes((footage / "videos" / "flight_000.mp4").read_bytes()[:20000])
+    # index at the front (faststart), data cut in half: opens and decodes, then stops early
+    fs = _faststart_copy(footage / "videos" / "flight_002.mp4", tmp_path / "fs.mp4")
+    (vids / "half.mp4").write_bytes(fs.read_bytes()[:fs.stat().st_size // 2])
     out = tmp_path / "ds"
     r = CliRunner().invoke(cli, ["build-dataset", str(vids), "--annotations", str(footage / "annotations.jsonl"),
                                  "--out", str(out), "-j", "1", "--splits", "train=1"])
@@ -104,6 +120,7 @@ def test_corrupt_inputs_are_recorded_and_exit_3(footage, tmp_path):
     assert man["zero"]["status"] == "failed" and "empty" in man["zero"]["reason"]
     assert man["notes"]["status"] == "failed" and "not a readable video" in man["notes"]["reason"]
     assert man["cut"]["status"] == "failed" and "truncated" in man["cut"]["reason"]
+    assert man["half"]["status"] == "failed" and "truncated: decoded" in man["half"]["reason"]
     assert "failed" in r.output and "flight_001" not in [line.split()[1] for line in r.output.splitlines()
                                                           if line.strip().startswith("failed")]
     assert [p.name for p in (out / "data").iterdir()] == ["train-00000-of-00001.parquet"]

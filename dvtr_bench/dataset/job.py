@@ -109,6 +109,11 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
                                   jpeg_quality=cfg["jpeg_quality"])
         result = process_video(spec.video_path, segmenter, sampling, records=spec.records, info=info,
                                progress=progress)
+        missing = info.duration_s - result.end_s
+        if missing > max(1.0, 0.05 * info.duration_s):
+            # A file cut short after its index (e.g. moov at the front) decodes "fine" and just stops early.
+            raise InputError(f"truncated: decoded {result.end_s:.2f} s of the {info.duration_s:.2f} s the "
+                             "container announces", spec.video_path)
         status["pass_s"] = result.timings.get("pass_s", 0.0)
         status["n_frames"] = result.n_frames
         status["n_transitions"] = len(result.transitions)

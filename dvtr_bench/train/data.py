@@ -27,8 +27,8 @@ from dvtr_bench.protocol.v1 import NUM_FRAMES
 # frame_cache="auto": a split whose model-ready float frames fit in PREPARED_CACHE_BYTES is kept in memory
 # ready to use; else one whose decoded uint8 frames fit in RAW_CACHE_BYTES is kept decoded (the FrameSpec then
 # runs on every use); else frames stream from the shards through the workers.
-PREPARED_CACHE_BYTES = 1 << 30
-RAW_CACHE_BYTES = 2 << 30
+PREPARED_CACHE_BYTES = 2 << 30
+RAW_CACHE_BYTES = 3 << 30
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:

@@ -52,7 +52,8 @@ def build_optimizer(method: torch.nn.Module, lr: float, backbone_lr: float, weig
         raise ConfigError(f"{type(method).__name__}.param_groups() leaves out trainable parameters: {missing[:5]}")
     if not groups:
         raise ConfigError(f"{type(method).__name__} has no trainable parameters")
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)
+    # foreach: one multi-tensor kernel per group instead of a Python loop over parameters (CPU default is the loop).
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, foreach=True)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int,

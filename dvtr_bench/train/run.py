@@ -148,6 +148,7 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
 
     outcomes: list[SeedOutcome] = []
     method_obj = None
+    sources: dict[str, Any] = {}  # decoded train/validation frames, shared by the seeds
     t_run = time.perf_counter()
     for si, seed in enumerate(seeds):
         report("seeds", completed=si, total=len(seeds), info={"seed": seed})
@@ -158,7 +159,7 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
         tr = None
         if not zero_shot:
             tr = train(method_obj, ds["train"], ds["validation"], seed_dir, config=tcfg, seed=seed, device=dev,
-                       resume=resume, progress=progress)
+                       resume=resume, progress=progress, sources=sources)
         # The test split is touched here, and only here: after the checkpoint was selected on validation.
         scores_path = run_dir / f"scores_seed{seed}.npz"
         res = evaluate(method_obj, ds["test"], device=dev, split_name="test", batch_size=tcfg.eval_batch_size,

@@ -152,12 +152,13 @@ def _fingerprint(config: TrainConfig, method: nn.Module, n_train: int, n_val: in
 
 def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Path, *, config: TrainConfig,
           seed: int, device: torch.device | str = "cpu", resume: bool = True,
-          progress: ProgressFn | None = None) -> TrainResult:
+          progress: ProgressFn | None = None, sources: dict[str, FrameSource] | None = None) -> TrainResult:
     """Train ``method`` in place on ``train_split``; select the epoch on ``val_split``; load the best weights.
 
     ``run_dir`` receives ``last.pt`` (every epoch), ``best.pt`` (weights of the best validation epoch) and
     ``history.jsonl``. With ``resume`` and an existing ``last.pt`` of the same configuration, training continues
-    after its epoch. The test split is not an argument: the trainer cannot see it.
+    after its epoch. The test split is not an argument: the trainer cannot see it. ``sources`` may hold
+    FrameSources of "train" / "validation" decoded earlier for the same FrameSpec (reused across seeds).
     """
     from dvtr_bench.protocol.runner import evaluate
 
@@ -183,10 +184,14 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
 
     tr_tokens = method.tokenize(tr_caps.texts)
     va_tokens = method.tokenize(va_caps.texts)
-    tr_src = FrameSource(train_split, method.frame_spec, num_workers=config.num_workers,
-                         cache=config.frame_cache, name="train", progress=progress if is_main else None)
-    va_src = FrameSource(val_split, method.frame_spec, num_workers=config.num_workers,
-                         cache=config.frame_cache, name="validation", progress=progress if is_main else None)
+    sources = sources if sources is not None else {}
+    for name, split in (("train", train_split), ("validation", val_split)):
+        src = sources.get(name)
+        if src is None or src.spec != method.frame_spec or len(src) != len(split):
+            sources[name] = FrameSource(split, method.frame_spec, num_workers=config.num_workers,
+                                        cache=config.frame_cache, name=name,
+                                        progress=progress if is_main else None)
+    tr_src, va_src = sources["train"], sources["validation"]
 
     optimizer = build_optimizer(method, config.lr, config.backbone_lr, config.weight_decay, config.betas,
                                 config.eps)

@@ -272,8 +272,8 @@ def cut_strength(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(hsv(a) - hsv(b)).mean())
 
 
-# A hard cut must change the picture at least this much (see cut_strength); otherwise the incoming
-# take is laid out again (other colours, light, layout), up to CUT_ATTEMPTS times.
+# A hard cut or a dissolve must change the picture at least this much (see cut_strength); otherwise the
+# incoming take is laid out again (other colours, light, layout), up to CUT_ATTEMPTS times.
 MIN_CUT_STRENGTH = 36.0
 CUT_ATTEMPTS = 6
 
@@ -304,7 +304,9 @@ def flight_frames(seed: int, plan: FlightPlan, width: int, height: int, fps: flo
     for k, tp in enumerate(plan.takes):
         before = plan.transitions[k - 1] if k > 0 else None
         after = plan.transitions[k] if k < len(plan.takes) - 1 else None
-        if before is not None and before["kind"] == "cut" and last is not None:
+        # Cuts and dissolves must be visible changes: compare with the outgoing take's last pure frame
+        # (for a dissolve its blended tail is not yielded yet, so ``last`` is that frame). Fades dip to black.
+        if before is not None and before["kind"] in ("cut", "dissolve") and last is not None:
             take, rest, first = _take_after_cut(seed, tp, width, height, fps, last)
             frames: Iterator[np.ndarray] = itertools.chain([first], rest)
         else:

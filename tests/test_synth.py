@@ -261,3 +261,12 @@ def test_contact_sheet(tmp_path: Path) -> None:
     rows = int(np.ceil(len(SCENE_KINDS) / 2))
     assert img.width == 2 * (2 * 98 + 8) and img.height > rows * 54
     assert path.stat().st_size < 1_000_000
+
+
+def test_frame_rates_are_exact_fractions() -> None:
+    from fractions import Fraction
+
+    from dvtr_bench.synth.encode import fps_fraction
+
+    assert fps_fraction(25) == 25 and fps_fraction(12.5) == Fraction(25, 2)
+    assert fps_fraction(29.97) == Fraction(30000, 1001) and fps_fraction(23.976) == Fraction(24000, 1001)

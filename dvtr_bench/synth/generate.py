@@ -420,8 +420,8 @@ def _flight_job(args: tuple[int, FlightPlan, int, int, float, str]) -> tuple[lis
 
 
 def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int, int] = (640, 360),
-             fps: float = 25.0, min_take: float = 3.0, max_take: float = 30.0, takes_per_flight: int = 8,
-             progress: ProgressFn | None = None, workers: int = 1) -> dict[str, Any]:
+             fps: float = 25.0, min_take: float = 3.0, max_take: float = 30.0,
+             progress: ProgressFn | None = None, *, takes_per_flight: int = 8, workers: int = 1) -> dict[str, Any]:
     """Synthesise ``flights`` drone flights into ``out_dir`` (videos/, annotations.jsonl, shots.json, synth.json).
 
     ``workers`` > 1 renders that many flights at once in separate processes; the output is identical

@@ -130,3 +130,51 @@ def yuv_planes(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         arr = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]
         planes.append(arr)
     return planes[0], planes[1], planes[2]
+
+
+def iter_frames_ahead(path: str | Path, depth: int = 8) -> Iterator[DecodedFrame]:
+    """:func:`iter_frames` with decoding in a background thread, ``depth`` frames ahead of the consumer.
+
+    While the consumer scales and analyses a frame (GIL released in swscale and numpy), the decoder thread keeps
+    feeding packets to FFmpeg's frame threads, so decoding does not stall behind the analysis. Errors raised by the
+    decoder are re-raised in the consumer.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for df in iter_frames(path):
+                while not stop.is_set():
+                    try:
+                        q.put(df, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=produce, name="dvtr-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)

@@ -26,7 +26,7 @@ import numpy as np
 
 from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.protocol import v1
-from dvtr_bench.video.decode import Scaler, iter_frames, scaled_size
+from dvtr_bench.video.decode import Scaler, iter_frames, iter_frames_ahead, scaled_size
 from dvtr_bench.video.probe import VideoInfo, probe
 from dvtr_bench.video.segment import Segmenter, Span, Transition
 
@@ -223,7 +223,7 @@ def _detect_pass(path: str | Path, info: VideoInfo, segmenter: Segmenter, sampli
                                      frame_times_s=[round(p[1], 6) for p in picked],
                                      frame_indices=[p[0] for p in picked]))
 
-    for df in iter_frames(path):
+    for df in iter_frames_ahead(path):
         fr = df.frame
         if size is None or (fr.width, fr.height) != size[2:]:
             w, h = scaled_size(fr.width, fr.height, sampling.short_side)

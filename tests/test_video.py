@@ -10,6 +10,7 @@ from PIL import Image
 
 from dvtr_bench.errors import InputError
 from dvtr_bench.protocol import v1
+from dvtr_bench.video import decode as decode_mod
 from dvtr_bench.video import process as process_mod
 from dvtr_bench.video.decode import iter_frames, scaled_size
 from dvtr_bench.video.probe import list_videos, probe
@@ -76,6 +77,7 @@ def test_single_decode_pass(footage, monkeypatch, segmenter):
         yield from real(path, *a, **kw)
 
     monkeypatch.setattr(process_mod, "iter_frames", counting)
+    monkeypatch.setattr(decode_mod, "iter_frames", counting)     # what the read-ahead thread calls
     r = process_video(footage / "videos" / "flight_002.mp4", segmenter())
     assert len(calls) == 1 and r.clips
 

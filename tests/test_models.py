@@ -200,7 +200,7 @@ def _tiny_state(context: int = 32) -> dict:
     return open_clip.create_model("dvtr-tiny", force_context_length=context).state_dict()
 
 
-@pytest.mark.parametrize("form", ["plain", "module", "safetensors", "context77"])
+@pytest.mark.parametrize("form", ["plain", "module", "safetensors", "context77", "dvtr"])
 def test_local_checkpoint_loading(tmp_path, form):
     from dvtr_bench.models.backbone import create_backbone
 
@@ -213,6 +213,9 @@ def test_local_checkpoint_loading(tmp_path, form):
 
         path = tmp_path / "ckpt.safetensors"
         save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+    elif form == "dvtr":  # a dvtr training checkpoint: the whole method's state under "model"
+        torch.save({"model": {"backbone.model." + k: v for k, v in sd.items()} | {"header.w": torch.ones(2)},
+                    "epoch": 3}, path)
     else:
         torch.save({"state_dict": sd} if form == "plain" else sd, path)
     bb = create_backbone("dvtr-tiny", str(path))

@@ -4,7 +4,7 @@
   (``configs/dvtr-tiny.json``, registered with ``open_clip.add_model_config`` on import of this module).
 * ``pretrained``: an open_clip tag (``"openai"``, ``"laion2b_s34b_b79k"``, ... see ``open_clip.list_pretrained()``),
   the path of a local checkpoint (plain, ``module.``-prefixed or ``.safetensors`` state dict; a dvtr training
-  checkpoint's ``backbone.model.*`` keys and a CLIP4Clip checkpoint's ``clip.*`` keys are accepted too), or None
+  checkpoint (``best.pt``: its ``backbone.model.*`` keys) and a CLIP4Clip checkpoint's ``clip.*`` keys are accepted too), or None
   for random initialisation.
 * Text is truncated at protocol v1's 32 tokens. The model is created with a 32-position text context and a
   pretrained 77-position embedding is cut to its first 32 rows (what CLIP4Clip does by slicing), not
@@ -160,6 +160,8 @@ def _load_weights(model: nn.Module, path: str, context_length: int) -> None:
             sd = load_state_dict(path, device="cpu", weights_only=False)
         except Exception as e:
             raise ConfigError(f"cannot read checkpoint {path}: {e}") from e
+    if isinstance(sd, dict) and isinstance(sd.get("model"), dict):
+        sd = sd["model"]  # a dvtr training checkpoint (best.pt / last.pt)
     if not isinstance(sd, dict) or not sd:
         raise ConfigError(f"checkpoint {path} holds no state dict")
     sd = _strip_prefixes(sd)

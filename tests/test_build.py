@@ -275,3 +275,19 @@ def test_progress_events_and_no_annotations(footage, tmp_path):
     man = pq.read_table(tmp_path / "ds" / "build" / "manifest.parquet").to_pylist()[0]
     assert footage_s == pytest.approx(man["duration_s"])
     assert any(e.info.get("footage s/s") for e in events if e.task == "footage")
+
+
+def test_annotation_problems_use_probed_durations(footage, tmp_path):
+    from dvtr_bench.annotations import read_annotations, write_jsonl
+
+    recs = [r for r in read_annotations(footage / "annotations.jsonl") if r.video_id == "flight_001"]
+    recs[-1].end_s = recs[-1].end_s + 100.0          # beyond the end of the video
+    ann = tmp_path / "ann.jsonl"
+    write_jsonl(recs, ann)
+    events = []
+    res = build([footage / "videos" / "flight_001.mp4"], ann, tmp_path / "ds", BuildConfig(segmenter="windows",
+                segmenter_params={"length": 3.0}), events.append, workers=1)
+    assert [p.code for p in res.annotation_problems] == ["beyond_video"]
+    total = [e.total for e in events if e.task == "footage" and e.total is not None]
+    assert total and total[0] > 5
+    assert "Annotation problems reported by validation: 1" in (tmp_path / "ds" / "README.md").read_text()

@@ -118,7 +118,7 @@ def build(inputs: Sequence[str | Path], annotations: str | Path | None, out_dir:
     options; per-video failures are recorded in the manifest and counted in the result instead."""
     from dvtr_bench.annotations import read_annotations, validate, video_id_from_path
     from dvtr_bench.dataset.executors import run_jobs
-    from dvtr_bench.video.probe import list_videos
+    from dvtr_bench.video.probe import list_videos, probe
 
     config = config or BuildConfig()
     progress = progress or no_progress
@@ -135,11 +135,19 @@ def build(inputs: Sequence[str | Path], annotations: str | Path | None, out_dir:
             raise InputError(f"two videos have the id {vid!r}: {by_id[vid]} and {v} (ids come from file names)")
         by_id[vid] = v
 
+    # Headers only (milliseconds per file): durations let validation flag times beyond a video's end and give
+    # the footage progress bar a total. A file that cannot be probed fails later in its own job, with the reason.
+    durations: dict[str, float | None] = {}
+    for vid, path in by_id.items():
+        try:
+            durations[vid] = probe(path).duration_s
+        except InputError:
+            durations[vid] = None
     records: list[Any] = []
     problems: list[Any] = []
     if annotations is not None:
         records = read_annotations(annotations, format=annotation_format)
-        problems = validate(records, videos={vid: None for vid in by_id}, file=str(annotations))
+        problems = validate(records, videos=durations, file=str(annotations))
     elif config.segmenter == "annotations":
         raise InputError("the annotation-aligned segmenter needs --annotations")
     if config.split_from_annotations and annotations is None:
@@ -167,6 +175,7 @@ def build(inputs: Sequence[str | Path], annotations: str | Path | None, out_dir:
 
     total_footage = 0.0
     progress(Progress("videos", completed=len(resumed), total=len(specs)))
+    progress(Progress("footage", completed=0, total=round(sum(durations.get(s.video_id) or 0.0 for s in todo), 1)))
     progress(Progress("clips", completed=sum(len(r.rows) for r in results.values()), total=None))
     t_jobs = time.perf_counter()
     inline = executor == "process" and (workers is not None and workers <= 1 or len(todo) <= 1)

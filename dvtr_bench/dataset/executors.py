@@ -49,10 +49,13 @@ def run_ray(fn: Callable[[S], R], specs: Sequence[S], address: str | None = None
         raise ConfigError("--executor ray needs Ray: pip install 'dvtr-bench[ray]'") from None
     started = False
     if not ray.is_initialized():
+        import logging
+
+        # The library never prints: keep Ray's start-up chatter and worker logs off the console.
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         started = True
     try:
         remote = ray.remote(num_cpus=1, max_retries=1)(fn)

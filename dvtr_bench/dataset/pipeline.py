@@ -317,10 +317,14 @@ def dataset_card(config: BuildConfig, result: BuildResult, build_json: dict[str,
               "`build/manifest.parquet`).", ""]
     if result.failed:
         lines += ["Failed videos:", ""] + [f"- `{v}`: {r}" for v, r in result.failed[:20]] + [""]
+    from dvtr_bench.video.segment import make_segmenter
+
     seg_params = dict(config.segmenter_params)
-    for k in ("min_len", "max_len"):
-        if getattr(config, k) is not None:
-            seg_params[k] = getattr(config, k)
+    if config.min_len is not None:
+        seg_params["min_len"] = config.min_len
+    if config.max_len is not None and config.segmenter != "annotations":
+        seg_params["max_len"] = config.max_len
+    seg_params = make_segmenter(config.segmenter, **seg_params).params()   # with the defaults filled in
     split_how = ("taken from the annotation file" if config.split_from_annotations else
                  f"assigned per source video, seed {config.split_seed}, fractions "
                  + ", ".join(f"{k} {v:.2f}" for k, v in config.splits.items())

@@ -139,8 +139,28 @@ def load_dataset(path_or_repo_id: str | os.PathLike, split: str | None = None, r
         local = p
     else:
         local = Path(_snapshot(str(path_or_repo_id), revision))
+    kwargs.setdefault("cache_dir", _cache_dir_for(local))
     ds = datasets.load_dataset(str(local), split=split, **kwargs)
     return ds
+
+
+def _cache_dir_for(local: Path) -> str:
+    """A datasets cache folder keyed on the identity of this folder's files.
+
+    ``datasets`` keys its cache of a local folder on the folder's name and its data file names (offline, it
+    even reuses the newest cached build of that name), so a rebuilt dataset, or another dataset in a folder of
+    the same name, would come back with stale rows. Keying on the path, sizes and mtimes of the shards and
+    the card gives every distinct build its own cache, and a repeated load of an unchanged one stays cached.
+    """
+    import hashlib
+
+    import datasets
+
+    h = hashlib.sha256(str(local.resolve()).encode("utf-8"))
+    for f in [local / "README.md", *sorted((local / "data").glob("*.parquet"))]:
+        st = f.stat()
+        h.update(f"\0{f.name}:{st.st_size}:{st.st_mtime_ns}".encode("utf-8"))
+    return str(Path(datasets.config.HF_DATASETS_CACHE) / "dvtr" / h.hexdigest()[:20])
 
 
 def _snapshot(repo_id: str, revision: str | None) -> str:

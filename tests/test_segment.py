@@ -128,3 +128,20 @@ def test_cut_evaluation_matching():
                        Transition("cut", 115, 115, 1)], truth, tolerance=2)
     assert (s.tp, s.fp, s.fn) == (1, 2, 1)            # one-to-one: the second hit in the dissolve is a false cut
     assert evaluate_cuts([], []).f1 == 1.0
+
+
+def test_homogeneous_take_is_a_shot_not_a_fade(tmp_path):
+    """Calm water or snow gives near-uniform frames: a take of it between two cuts is a shot of its own."""
+    rng = np.random.default_rng(5)
+    h, w = 108, 192
+    a = textured(rng, 2 * h, 2 * w, (90, 120, 70))
+    water = np.clip(textured(rng, 2 * h, 4 * w, (60, 110, 140)).astype(np.float32) * 0.03
+                    + np.array([58, 106, 135]) * 0.97, 0, 255).astype(np.uint8)     # std well under 3 grey levels
+    c = textured(rng, 2 * h, 2 * w, (150, 130, 100))
+    frames = [a[:h, i:i + w] for i in range(75)]
+    frames += [water[:h, 2 * i:2 * i + w] for i in range(100)]                     # slow pan over the water
+    frames += [c[:h, i:i + w] for i in range(75)]
+    path = write_video(tmp_path / "water.mp4", [np.ascontiguousarray(f) for f in frames])
+    r = process_video(path, ShotSegmenter())
+    assert [(t.kind, t.start_frame) for t in r.transitions] == [("cut", 75), ("cut", 175)]
+    assert [(c.span.start_frame, c.span.end_frame) for c in r.clips] == [(0, 75), (75, 175), (175, 250)]

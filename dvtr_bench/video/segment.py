@@ -253,6 +253,7 @@ class ShotSegmenter(Segmenter):
     def start(self, info: VideoInfo, records: Sequence[Any] = ()) -> list[Span] | None:
         super().start(info, records)
         fps = info.fps if info.fps and info.fps > 0 else 25.0
+        self._fps = fps
         self._k = max(2, int(round(self.gradual_k * fps)))
         self._m = max(4 * self._k, int(round(3.0 * fps)))                 # half-window of the g baseline
         self._guard = 2 * self._k + int(round(self.max_gradual * fps)) + 2   # longest plausible g run
@@ -278,7 +279,8 @@ class ShotSegmenter(Segmenter):
         self._times.append(t)
         self._std.append(float(tiny[..., 0].std()))
         self._mean.append(float(tiny[..., 0].mean()))
-        self._flat.append(self._std[-1] < self.flat_std)
+        # uniform black or white frames (the middle of a fade), as in _fades
+        self._flat.append(self._std[-1] < self.flat_std and not 40 <= self._mean[-1] <= 215)
         prev = self._ring[-1] if self._ring else None
         self._s.append(0.0 if prev is None else tiny_distance(prev, tiny, self._window_fn))
         self._ring.append(tiny)
@@ -358,7 +360,8 @@ class ShotSegmenter(Segmenter):
         cuts = [Transition("cut", a0 + int(i), a0 + int(i), round(float(ss[i]), 3))
                 for i in np.flatnonzero(cut_mask) if a0 + i >= max(1, ctx0)]
         # 2. fades: a run of uniform frames, extended over the frames whose contrast falls into it / rises out.
-        grads = self._fades(std, a0, ctx0, hi) + self._dissolves(std, g, a0, ctx0, hi)
+        mean = np.asarray(self._mean[a0:a1], dtype=np.float64)
+        grads = self._fades(std, mean, a0, ctx0, hi) + self._dissolves(std, g, a0, ctx0, hi)
         # 3. other gradual transitions (wipes, ...): a run of high g that nothing above explains.
         gg = g[a0:a1]
         gpad = np.pad(gg, m, mode="constant", constant_values=np.nan)
@@ -390,12 +393,15 @@ class ShotSegmenter(Segmenter):
         found = sorted(cuts + grads, key=lambda tr: (tr.start_frame, tr.end_frame))
         return [tr for tr in found if tr.start_frame >= lo and tr.end_frame <= hi]
 
-    def _fades(self, std: np.ndarray, a0: int, ctx0: int, hi: int) -> list[Transition]:
+    def _fades(self, std: np.ndarray, mean: np.ndarray, a0: int, ctx0: int, hi: int) -> list[Transition]:
         out = []
-        flat = std < self.flat_std
+        # A fade passes through a short run of black (or white) uniform frames. Uniform frames of another
+        # brightness, or long runs, are scenery (calm water, snow, fog), not a transition.
+        flat = (std < self.flat_std) & ((mean < 40) | (mean > 215))
         max_side = self._guard
+        max_hold = int(round(self.max_gradual * self._fps))
         for r0, r1 in _runs(flat):
-            if a0 + r1 < ctx0 or a0 + r0 > hi:
+            if a0 + r1 < ctx0 or a0 + r0 > hi or r1 - r0 + 1 > max_hold:
                 continue
             a = r0
             while a > 0 and r0 - a < max_side and std[a - 1] > std[a] + 0.05:
@@ -405,6 +411,8 @@ class ShotSegmenter(Segmenter):
                 b += 1
             if a == 0 or b == len(std) - 1:
                 continue  # the video starts or ends in a fade: not a boundary between shots
+            if (r0 - a) + (b - r1) < 2:
+                continue  # no ramp into or out of the uniform frames: cuts to black are found as cuts
             out.append(Transition("gradual", a0 + a, a0 + b, round(float(std[a] + std[b]), 3)))
         return out
 
@@ -455,7 +463,8 @@ class ShotSegmenter(Segmenter):
                 continue  # too close to an already emitted boundary
             if prev is not None:
                 gap = range(prev.end_frame + 1, tr.start_frame)
-                if tr.start_frame - prev.end_frame < self._min_gap or all(self._flat[f] for f in gap):
+                if tr.start_frame - prev.end_frame < self._min_gap or (
+                        len(gap) <= self.max_gradual * self._fps and all(self._flat[f] for f in gap)):
                     kind = "gradual" if (prev.kind == "gradual" or tr.kind == "gradual"
                                           or tr.start_frame > prev.end_frame + 1) else "cut"
                     out[-1] = Transition(kind, prev.start_frame, max(prev.end_frame, tr.end_frame),

@@ -1,6 +1,6 @@
 """Shared footage for the build tests (video, segmenters, build, dataset): generated once per test session.
 
-Not a test module of its own: the build test modules import :func:`synth_footage` so that the few seconds of
+A helper module, not a test module: the build test modules import :func:`synth_footage` so that the few seconds of
 `dvtr synth` rendering are paid once, whatever subset of the build tests runs.
 """
 

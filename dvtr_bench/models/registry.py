@@ -28,7 +28,8 @@ _MODULES = {
 }
 _ALIASES = {k.lower(): k for k in _MODULES} | {"x-pool": "xpool", "clip4clip": "meanP"}
 
-BASELINES_DIRS = (Path.cwd() / "baselines", Path(__file__).resolve().parents[2] / "baselines")
+# the repo checkout's baselines/ (editable installs), then ./baselines for a user's own recipes
+REPO_BASELINES = Path(__file__).resolve().parents[2] / "baselines"
 _UNSET: Any = ...
 
 
@@ -57,7 +58,7 @@ def method_class(name: str) -> type:
 
 
 def baselines_dir() -> Path | None:
-    for d in BASELINES_DIRS:
+    for d in (REPO_BASELINES, Path.cwd() / "baselines"):
         if d.is_dir():
             return d
     return None

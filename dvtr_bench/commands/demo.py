@@ -6,6 +6,7 @@ user gets from them: same progress bars, same summaries, same artifacts on disk.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -73,8 +74,15 @@ def demo(out_dir: Path, flights: int, seed: int, methods: str, epochs: int | Non
                 raise
         timings.append((title, time.perf_counter() - t0))
 
-    step("1/4 synthesise drone footage", synth, out_dir=footage, flights=flights, seed=seed,
-         resolution=(320, 180), fps=10.0, min_take=4.0, max_take=8.0, takes_per_flight=8, workers=n_workers)
+    synth_opts = dict(flights=flights, seed=seed, resolution=(320, 180), fps=10.0, min_take=4.0, max_take=8.0,
+                      takes_per_flight=8)
+    if _footage_ready(footage, synth_opts):
+        # Synthesis is deterministic, but rewriting the files would change their identity and make the
+        # build recompute every video instead of resuming.
+        console.print(Rule("[bold]1/4 synthesise drone footage"))
+        console.print(f"footage in {footage}/ was made with these options: reused")
+    else:
+        step("1/4 synthesise drone footage", synth, out_dir=footage, workers=n_workers, **synth_opts)
     step("2/4 build the dataset", build_dataset, inputs=(str(footage / "videos"),),
          annotations=str(footage / "annotations.jsonl"), out=str(dataset), segmenter="shots",
          splits="train=0.6,validation=0.15,test=0.25", seed=seed, workers=n_workers)
@@ -93,6 +101,19 @@ def demo(out_dir: Path, flights: int, seed: int, methods: str, epochs: int | Non
     console.print(t)
     _final_table(results)
     console.print(f"footage {footage}/  dataset {dataset}/  results {results}/  tables {tables}/")
+
+
+def _footage_ready(footage: Path, options: dict[str, object]) -> bool:
+    """True when ``footage`` holds a complete synth output made with exactly ``options``."""
+    try:
+        made = json.loads((footage / "synth.json").read_text(encoding="utf-8"))["options"]
+    except (OSError, ValueError, KeyError):
+        return False
+    wanted = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+    if any(made.get(k) != v for k, v in wanted.items()):
+        return False
+    videos = [footage / "videos" / f"flight_{i:03d}.mp4" for i in range(int(options["flights"]))]  # type: ignore[call-overload]
+    return all(p.is_file() for p in [footage / "annotations.jsonl", footage / "shots.json", *videos])
 
 
 def _final_table(results: Path) -> None:

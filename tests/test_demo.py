@@ -1,0 +1,38 @@
+"""`dvtr demo` end to end at its smallest: every step runs and hands its artifact to the next."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dvtr_bench.cli import cli
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_chain(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--flights", "3", "--methods", "meanP", "--epochs", "1", "--workers", "1"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "footage" / "videos").glob("*.mp4")) == [
+        "flight_000.mp4", "flight_001.mp4", "flight_002.mp4"]
+    assert (out / "dataset" / "build" / "manifest.parquet").is_file()
+    record = json.loads((out / "results" / "meanP-dvtr-tiny" / "record.json").read_text())
+    assert record["method"] == "meanP" and record["seeds"] == [0]
+    assert (out / "leaderboard" / "index.md").is_file()
+    assert "demo results" in result.output and "meanP" in result.output
+
+    # A second run reuses the footage, the staged build jobs and the finished training run.
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert "made with these options: reused" in again.output
+    assert "3 resumed" in again.output
+
+
+def test_demo_rejects_an_empty_method_list(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path), "--methods", " , "])
+    assert result.exit_code == 2
+    assert "no method given" in result.output

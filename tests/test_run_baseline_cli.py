@@ -31,7 +31,7 @@ def test_cli_trains_evaluates_and_writes_a_record(dataset_dir, tmp_path):
     assert validate_record(rec) == []
     assert rec["seeds"] == [0, 1] and rec["summary"]["n_seeds"] == 2 and rec["summary"]["std"] is not None
     assert rec["dataset"]["n_clips"] == 4 and rec["dataset"]["n_captions"] == 8
-    assert rec["dataset"]["name"] == str(dataset_dir)
+    assert rec["dataset"]["name"] == "learnable"   # the folder's name: no build/build.json to name it
     assert (run / "scores_seed0.npz").exists() and (run / "scores_seed1.npz").exists()
     assert rec["config"]["train"]["epochs"] == 1 and rec["backbone"]["name"] == "dvtr-tiny"
     assert "RSum" in res.output and "mean" in res.output and "std" in res.output and "record.json" in res.output
@@ -69,3 +69,14 @@ def test_help_lists_the_options():
     for opt in ("--zero-shot", "--seeds", "--device", "--backbone", "--pretrained", "--epochs", "--batch-size",
                 "--workers", "--config", "--out"):
         assert opt in res.output
+
+
+def test_record_names_the_dataset_by_its_build_name(tmp_path):
+    from dvtr_bench.train.run import _dataset_name
+
+    d = tmp_path / "some" / "dataset"
+    (d / "build").mkdir(parents=True)
+    assert _dataset_name(d) == "dataset"
+    (d / "build" / "build.json").write_text(json.dumps({"config": {"pretty_name": "Drone flights v2"}}))
+    assert _dataset_name(str(d)) == "Drone flights v2"
+    assert _dataset_name("owner/repo") == "owner/repo"   # a Hub repo id is its own name

@@ -91,9 +91,20 @@ def _load(dataset: Any) -> Any:
 
 
 def _dataset_name(dataset: Any) -> str:
-    if isinstance(dataset, (str, Path)):
-        return Path(str(dataset).rstrip("/")).name or str(dataset)
-    return "dataset"
+    """The name a result record shows: the build's pretty name, else the repo id or folder name.
+
+    A local path names the machine it ran on, not the dataset, and would make two users' rows look different.
+    """
+    if not isinstance(dataset, (str, Path)):
+        return "dataset"
+    p = Path(str(dataset).rstrip("/"))
+    try:
+        name = json.loads((p / "build" / "build.json").read_text(encoding="utf-8"))["config"]["pretty_name"]
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return str(dataset) if not p.exists() else (p.name or str(dataset))
 
 
 def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | Path, *, zero_shot: bool = False,
@@ -227,7 +238,7 @@ def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, ds: Any, datase
     config = {"recipe": recipe, "train": tcfg.to_dict(), "method_config": getattr(method, "config", {})}
     run_info = {o.seed: {"checkpoint": f"seed{o.seed}/best.pt", "best_epoch": o.best_epoch}
                 for o in outcomes if o.best_epoch is not None}
-    name = str(dataset_arg) if isinstance(dataset_arg, (str, Path)) else _dataset_name(dataset_arg)
+    name = _dataset_name(dataset_arg)
     return R.build_record(
         method=recipe["method"], config=config,
         dataset={"name": name, "fingerprint": dataset_fingerprint(ds["test"])},

@@ -22,7 +22,7 @@ DEFAULT_METHODS = ("meanP", "seqTransf", "xpool", "msam")
 @click.command("demo")
 @click.option("--out", "out_dir", default="demo-output", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for every artifact of the demo.")
-@click.option("--flights", default=16, show_default=True, type=click.IntRange(min=3),
+@click.option("--flights", default=40, show_default=True, type=click.IntRange(min=3),
               help="Synthetic flights (source videos); splits are drawn per flight.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the footage and of the training run.")
 @click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True,
@@ -85,7 +85,8 @@ def demo(out_dir: Path, flights: int, seed: int, methods: str, epochs: int | Non
         step("1/4 synthesise drone footage", synth, out_dir=footage, workers=n_workers, **synth_opts)
     step("2/4 build the dataset", build_dataset, inputs=(str(footage / "videos"),),
          annotations=str(footage / "annotations.jsonl"), out=str(dataset), segmenter="shots",
-         splits="train=0.6,validation=0.15,test=0.25", seed=seed, workers=n_workers)
+         splits="train=0.6,validation=0.1,test=0.3", seed=seed, workers=n_workers,
+         pretty_name=f"dvtr demo: synth seed {seed}, {flights} flights")
     for i, name in enumerate(names):
         step(f"3/4 train and evaluate {name} ({i + 1}/{len(names)})", run_baseline, method=name,
              dataset=str(dataset), out_dir=results, seeds=[seed], device=device, config="demo", epochs=epochs)

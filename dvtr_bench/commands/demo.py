@@ -123,7 +123,7 @@ def _final_table(results: Path) -> None:
 
     t = Table(title="demo results (test split, protocol v1)", header_style="bold")
     for col in ("method", "T2V R@1", "T2V R@5", "T2V R@10", "V2T R@1", "V2T R@5", "RSum", "R@5 / chance"):
-        t.add_column(col, justify="left" if col == "method" else "right")
+        t.add_column(col, justify="left" if col == "method" else "right", no_wrap=col == "method")
     for path in sorted(results.glob("*/record.json")):
         rec = read_record(path)
         m = rec["summary"]["mean"]

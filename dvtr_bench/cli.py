@@ -24,12 +24,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "demo"),
 }
 
-# Exit codes shared by every command, documented in the README.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_PARTIAL = 3
-
 
 class LazyGroup(click.Group):
     """A click group that imports a subcommand's module only when that subcommand is needed."""

@@ -26,7 +26,8 @@ def progress_bars(transient: bool = False) -> Iterator[ProgressFn]:
     bars = RichProgress(
         SpinnerColumn(), TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-        console=err_console, transient=transient, disable=not err_console.is_terminal and _quiet_when_piped(),
+        # Bars in CI logs and pipes are noise: draw them only on a terminal.
+        console=err_console, transient=transient, disable=not err_console.is_terminal,
     )
     tasks: dict[str, TaskID] = {}
 
@@ -45,11 +46,6 @@ def progress_bars(transient: bool = False) -> Iterator[ProgressFn]:
 
     with bars:
         yield report
-
-
-def _quiet_when_piped() -> bool:
-    # Progress bars in CI logs are noise; keep them only on a terminal.
-    return True
 
 
 def _fmt(v: object) -> str:

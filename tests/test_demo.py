@@ -36,3 +36,30 @@ def test_demo_rejects_an_empty_method_list(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path), "--methods", " , "])
     assert result.exit_code == 2
     assert "no method given" in result.output
+
+
+def test_a_partial_step_finishes_the_demo_with_exit_code_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    import dvtr_bench.commands.build_dataset as build_mod
+    import dvtr_bench.commands.leaderboard as lb_mod
+    import dvtr_bench.commands.run_baseline as rb_mod
+    import dvtr_bench.commands.synth as synth_mod
+
+    calls: list[str] = []
+
+    def fake(name: str, code: int = 0) -> click.Command:
+        def callback(**kwargs: object) -> None:
+            calls.append(name)
+            if code:
+                raise click.exceptions.Exit(code)
+        return click.Command(name, callback=callback, params=[])
+
+    monkeypatch.setattr(synth_mod, "synth", fake("synth"))
+    monkeypatch.setattr(build_mod, "build_dataset", fake("build", code=3))   # some videos failed
+    monkeypatch.setattr(rb_mod, "run_baseline", fake("run"))
+    monkeypatch.setattr(lb_mod, "leaderboard", fake("leaderboard"))
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path), "--methods", "meanP,msam"])
+    assert calls == ["synth", "build", "run", "run", "leaderboard"]
+    assert result.exit_code == 3, result.output
+    assert "partial: 2/4 build the dataset" in result.output

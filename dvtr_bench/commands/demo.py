@@ -14,7 +14,7 @@ import click
 from rich.rule import Rule
 from rich.table import Table
 
-from dvtr_bench.commands._ui import console, err_console
+from dvtr_bench.commands._ui import console, err_console, exit_with
 
 DEFAULT_METHODS = ("meanP", "seqTransf", "xpool", "msam")
 
@@ -60,6 +60,7 @@ def demo(out_dir: Path, flights: int, seed: int, methods: str, epochs: int | Non
                                          out_dir / "leaderboard")
     ctx = click.get_current_context()
     timings: list[tuple[str, float]] = []
+    partial: list[str] = []
 
     def step(title: str, cmd: click.Command, **kwargs: object) -> None:
         console.print(Rule(f"[bold]{title}"))
@@ -72,6 +73,8 @@ def demo(out_dir: Path, flights: int, seed: int, methods: str, epochs: int | Non
             if exc.exit_code not in (0, 3):
                 err_console.print(f"[red]demo stopped at: {title}[/red]")
                 raise
+            if exc.exit_code == 3:
+                partial.append(title)
         timings.append((title, time.perf_counter() - t0))
 
     synth_opts = dict(flights=flights, seed=seed, resolution=(320, 180), fps=10.0, min_take=4.0, max_take=8.0,
@@ -101,6 +104,10 @@ def demo(out_dir: Path, flights: int, seed: int, methods: str, epochs: int | Non
     t.add_row("total", f"{sum(s for _, s in timings):.1f}", style="bold")
     console.print(t)
     _final_table(results)
+    if partial:
+        # The demo finished, but a step left something out: say so in the exit code too.
+        err_console.print(f"[yellow]partial: {'; '.join(partial)} (see the messages above)[/yellow]")
+        exit_with(3)
     console.print(f"footage {footage}/  dataset {dataset}/  results {results}/  tables {tables}/")
 
 

@@ -32,8 +32,8 @@ class _Trainee:
         import torch
 
         from dvtr_bench.models import create_method
-        from dvtr_bench.train.optim import build_optimizer
-        from dvtr_bench.train.trainer import _Step
+        from dvtr_bench.engine.optim import build_optimizer
+        from dvtr_bench.engine.trainer import _Step
 
         torch.manual_seed(0)
         self.method = create_method(name, backbone="dvtr-tiny", pretrained=None)
@@ -70,13 +70,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import dvtr_bench
     from dvtr_bench.models import create_method
-    from dvtr_bench.protocol.runner import encode_clips
-    from dvtr_bench.train.data import FrameSource
+    from dvtr_bench.engine.evaluate import encode_clips
+    from dvtr_bench.engine.data import FrameSource
 
     datasets.disable_progress_bars()
     tmp = None
     if args.dataset is None:
-        from dvtr_bench.train.fixtures import write_learnable_dataset
+        from dvtr_bench.testing.learnable import write_learnable_dataset
 
         tmp = tempfile.TemporaryDirectory(prefix="dvtr-train-speed-")
         args.dataset = str(write_learnable_dataset(os.path.join(tmp.name, "ds"), n_train=64, n_val=0, n_test=64))

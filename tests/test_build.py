@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from dvtr_bench.dataset.pipeline import build
 from dvtr_bench.dataset.config import BuildConfig
 from dvtr_bench.protocol import v1
-from footage import synth_footage
+from dvtr_bench.testing.footage import synth_footage
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from dvtr_bench.cli import cli
 from dvtr_bench.protocol.record import read_record, validate_record
-from dvtr_bench.train.fixtures import write_learnable_dataset
+from dvtr_bench.testing.learnable import write_learnable_dataset
 
 TINY = ["--backbone", "dvtr-tiny", "--pretrained", "none", "--device", "cpu"]
 
@@ -72,7 +72,7 @@ def test_help_lists_the_options():
 
 
 def test_record_names_the_dataset_by_its_build_name(tmp_path):
-    from dvtr_bench.train.run import _dataset_name
+    from dvtr_bench.engine.run import _dataset_name
 
     d = tmp_path / "some" / "dataset"
     (d / "build").mkdir(parents=True)

@@ -13,7 +13,7 @@ from dvtr_bench.video.process import process_video
 from dvtr_bench.video.probe import probe
 from dvtr_bench.video.segment import (AnnotationSegmenter, ShotSegmenter, Transition, WindowSegmenter,
                                       limit_lengths, make_segmenter)
-from footage import synth_footage, textured, write_video
+from dvtr_bench.testing.footage import synth_footage, textured, write_video
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,9 @@ ARGS = dict(seeds=[0], device="cpu", backbone="dvtr-tiny", pretrained=None, epoc
 
 SCRIPT = textwrap.dedent("""
     import json, os, sys
-    from dvtr_bench.train.fixtures import learnable_dataset
-    from dvtr_bench.train.run import run_baseline
-    from dvtr_bench.train import distributed as D
+    from dvtr_bench.testing.learnable import learnable_dataset
+    from dvtr_bench.engine.run import run_baseline
+    from dvtr_bench.engine import distributed as D
 
     args = json.loads(sys.argv[2])
     path = run_baseline("meanP", learnable_dataset(16, 8, 8), sys.argv[1], **args)
@@ -37,8 +37,8 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_two_gloo_processes_match_one_process(tmp_path):
-    from dvtr_bench.train.fixtures import learnable_dataset
-    from dvtr_bench.train.run import run_baseline
+    from dvtr_bench.testing.learnable import learnable_dataset
+    from dvtr_bench.engine.run import run_baseline
 
     script = tmp_path / "ddp_run.py"
     script.write_text(SCRIPT)

@@ -11,9 +11,9 @@ from datasets import DatasetDict
 
 from dvtr_bench.protocol.record import read_record, validate_record
 from dvtr_bench.protocol.scores import load_scores
-from dvtr_bench.train.fixtures import learnable_dataset
-from dvtr_bench.train.run import run_baseline
-from dvtr_bench.train.trainer import TrainConfig, seed_everything, train
+from dvtr_bench.testing.learnable import learnable_dataset
+from dvtr_bench.engine.run import run_baseline
+from dvtr_bench.engine.trainer import TrainConfig, seed_everything, train
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import torch
 
 from dvtr_bench.errors import ConfigError, InputError
 from dvtr_bench.protocol import v1
-from dvtr_bench.train.data import Captions, ClipFrames, FrameSource, epoch_plan
-from dvtr_bench.train.fixtures import learnable_dataset, learnable_rows
-from dvtr_bench.train.optim import build_optimizer, build_scheduler, warmup_cosine
-from dvtr_bench.train.trainer import TrainConfig
+from dvtr_bench.engine.data import Captions, ClipFrames, FrameSource, epoch_plan
+from dvtr_bench.testing.learnable import learnable_dataset, learnable_rows
+from dvtr_bench.engine.optim import build_optimizer, build_scheduler, warmup_cosine
+from dvtr_bench.engine.trainer import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_corrupt_frame_names_the_clip(tiny_meanp, small_ds):
 
 
 def test_single_process_gathers_are_identity():
-    from dvtr_bench.train import distributed as D
+    from dvtr_bench.engine import distributed as D
 
     x = torch.randn(3, 4, requires_grad=True)
     assert D.gather_with_grad(x) is x

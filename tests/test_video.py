@@ -16,7 +16,7 @@ from dvtr_bench.video.decode import iter_frames, scaled_size
 from dvtr_bench.video.probe import list_videos, probe
 from dvtr_bench.video.process import FrameBuffer, process_video
 from dvtr_bench.video.segment import ShotSegmenter, Span, WindowSegmenter
-from footage import synth_footage, textured, write_video
+from dvtr_bench.testing.footage import synth_footage, textured, write_video
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,7 @@ def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seed
     """
     import datasets
 
-    from dvtr_bench.train.run import run_baseline as _run
+    from dvtr_bench.engine.run import run_baseline as _run
 
     # Our own bars show progress; datasets' per-split tqdm lines would interleave with them.
     datasets.disable_progress_bars()

@@ -1,4 +1,4 @@
-"""Protocol v1: constants, metrics engine, evaluation runner and result records.
+"""Protocol v1 as plain code: the specification every other layer follows.
 
 Modules (imported on demand, so ``import dvtr_bench.protocol`` stays cheap):
 
@@ -7,7 +7,8 @@ Modules (imported on demand, so ``import dvtr_bench.protocol`` stays cheap):
 - ``scores``       ``save_scores`` / ``load_scores``: deterministic ``.npz`` score matrices
 - ``fingerprint``  ``dataset_fingerprint(ds["test"])``: sha256 of a split's clips, captions and frame bytes
 - ``record``       ``build_record`` / ``validate_record`` / ``write_record`` / ``read_record``: result records
-- ``runner``       evaluation of a frozen method on a split (owned by the trainer)
 
-docs/protocol.md defines every rule and formula.
+This layer imports numpy (and, for fingerprints, ``datasets``) but neither torch nor any other dvtr layer, so the
+leaderboard, and a user without torch, can depend on it. Running a method on a split is the engine's business
+(:mod:`dvtr_bench.engine.evaluate`). docs/protocol.md defines every rule and formula.
 """

@@ -124,9 +124,9 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
 
     from dvtr_bench.models import create_method
     from dvtr_bench.protocol import v1
-    from dvtr_bench.protocol.runner import evaluate
-    from dvtr_bench.train import distributed as D
-    from dvtr_bench.train.trainer import TrainConfig, seed_everything, train
+    from dvtr_bench.engine.evaluate import evaluate
+    from dvtr_bench.engine import distributed as D
+    from dvtr_bench.engine.trainer import TrainConfig, seed_everything, train
 
     recipe = resolve_recipe(method, config, backbone, pretrained, epochs, batch_size, workers, train_overrides)
     tcfg = TrainConfig.from_dict(recipe["train"])

@@ -113,8 +113,8 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
     and computes the metrics, which are then broadcast so every rank returns the same ``metrics``.
     """
     from dvtr_bench.protocol.metrics import compute_metrics
-    from dvtr_bench.train import distributed as D
-    from dvtr_bench.train.data import Captions, FrameSource
+    from dvtr_bench.engine import distributed as D
+    from dvtr_bench.engine.data import Captions, FrameSource
 
     device = torch.device(device)
     rank, world = D.world()

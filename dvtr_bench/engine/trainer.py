@@ -27,10 +27,10 @@ from torch import nn
 from dvtr_bench.errors import ConfigError
 from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.provenance import config_hash
-from dvtr_bench.train import checkpoint as ckpt
-from dvtr_bench.train import distributed as D
-from dvtr_bench.train.data import Captions, FrameSource, epoch_plan
-from dvtr_bench.train.optim import build_optimizer, build_scheduler
+from dvtr_bench.engine import checkpoint as ckpt
+from dvtr_bench.engine import distributed as D
+from dvtr_bench.engine.data import Captions, FrameSource, epoch_plan
+from dvtr_bench.engine.optim import build_optimizer, build_scheduler
 
 
 @dataclass
@@ -160,7 +160,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
     after its epoch. The test split is not an argument: the trainer cannot see it. ``sources`` may hold
     FrameSources of "train" / "validation" decoded earlier for the same FrameSpec (reused across seeds).
     """
-    from dvtr_bench.protocol.runner import evaluate
+    from dvtr_bench.engine.evaluate import evaluate
 
     config.validate()
     device = torch.device(device)

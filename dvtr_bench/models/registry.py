@@ -1,37 +1,41 @@
-"""Method registry, recipes (``baselines/<method>.json``) and ``create_method``.
+"""The two registries of methods: recipe folders (what can be run) and method classes (what implements it).
 
-A recipe is ``{"method": name, "model": {"backbone", "pretrained", "options": {...}}, "train": {...},
-"source": {...}}``. ``model.options`` are the method's constructor options; ``train`` is read by the trainer
-(lr, backbone_lr, epochs, batch_size, warmup, weight_decay, grad_clip, ...); ``source`` cites where each value
-comes from. ``baselines/demo.json`` is an overlay that swaps in the tiny backbone and demo-sized training.
+**Recipes** are JSON files, one per leaderboard row recipe: ``{"method": name, "model": {"backbone", "pretrained",
+"options": {...}}, "train": {...}, "source": {...}}``. ``model.options`` are the method's constructor options;
+``train`` is read by the trainer; ``source`` cites where each value comes from. A file without a ``"method"`` field
+is an *overlay* (``demo.json`` swaps in the tiny backbone and demo-sized training). Recipes are found in folders,
+searched in order, the first holding ``<name>.json`` winning:
+
+1. folders added with :func:`add_recipe_dir` (newest first), then those in ``$DVTR_RECIPE_PATH`` (``os.pathsep``
+   separated), so a user's folder can add recipes or shadow a shipped one;
+2. the shipped recipes: ``dvtr_bench/baselines`` in an installed wheel (built from the checkout's ``baselines/``,
+   which stays the one source), or the checkout's ``baselines/`` when running from source or an editable install.
+
+**Method classes** register themselves with :func:`register`; the built-in ones are the modules of
+:mod:`dvtr_bench.models.methods`, one file per method, found by listing that package (no hand-kept list). A recipe's
+``"method"`` names its class; a recipe may list ``"aliases"`` (``clip4clip`` for ``meanP``).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import json
+import os
+import pkgutil
 from pathlib import Path
 from typing import Any, Mapping
 
 from dvtr_bench.errors import ConfigError
 
 _METHODS: dict[str, type] = {}
-# name -> module; imported on first use so that listing methods does not build anything
-_MODULES = {
-    "meanP": "dvtr_bench.models.meanp",
-    "seqLSTM": "dvtr_bench.models.seqlstm",
-    "seqTransf": "dvtr_bench.models.seqtransf",
-    "tightTransf": "dvtr_bench.models.tighttransf",
-    "xpool": "dvtr_bench.models.xpool",
-    "msam": "dvtr_bench.models.msam",
-}
-_ALIASES = {k.lower(): k for k in _MODULES} | {"x-pool": "xpool", "clip4clip": "meanP"}
-
-# the repo checkout's baselines/ (editable installs), then ./baselines for a user's own recipes
-REPO_BASELINES = Path(__file__).resolve().parents[2] / "baselines"
+_USER_DIRS: list[Path] = []
+RECIPE_PATH_ENV = "DVTR_RECIPE_PATH"
 _UNSET: Any = ...
 
+
+# ------------------------------------------------------------------------------------------ method classes
 
 def register(cls: type) -> type:
     """Class decorator: make a :class:`RetrievalMethod` subclass creatable by its ``name``."""
@@ -39,34 +43,95 @@ def register(cls: type) -> type:
     return cls
 
 
+@functools.lru_cache(maxsize=None)
+def _import_builtin_methods() -> None:
+    from dvtr_bench.models import methods
+
+    for info in pkgutil.iter_modules(methods.__path__):
+        importlib.import_module(f"{methods.__name__}.{info.name}")
+
+
 def list_methods() -> list[str]:
-    return list(_MODULES)
-
-
-def canonical_name(name: str) -> str:
-    key = _ALIASES.get(str(name).lower())
-    if key is None:
-        raise ConfigError(f"unknown method {name!r}; known: {', '.join(_MODULES)}")
-    return key
+    """Names of the registered method classes (the built-in ones and any registered since), sorted."""
+    _import_builtin_methods()
+    return sorted(_METHODS, key=str.lower)
 
 
 def method_class(name: str) -> type:
-    name = canonical_name(name)
-    if name not in _METHODS:
-        importlib.import_module(_MODULES[name])
-    return _METHODS[name]
+    """The class registered under ``name`` (case-insensitive)."""
+    _import_builtin_methods()
+    by_lower = {k.lower(): k for k in _METHODS}
+    key = by_lower.get(str(name).lower())
+    if key is None:
+        raise ConfigError(f"no method class is registered as {name!r}; registered: {', '.join(list_methods())}")
+    return _METHODS[key]
 
 
-def baselines_dir() -> Path | None:
-    for d in (REPO_BASELINES, Path.cwd() / "baselines"):
+# ------------------------------------------------------------------------------------------------ recipes
+
+def builtin_recipe_dir() -> Path:
+    """The shipped recipe folder: the wheel's ``dvtr_bench/baselines``, else the checkout's ``baselines/``."""
+    package = Path(__file__).resolve().parents[1]
+    for d in (package / "baselines", package.parent / "baselines"):
         if d.is_dir():
             return d
-    return None
+    raise ConfigError(f"this dvtr install has no recipe folder (looked for {package / 'baselines'} and "
+                      f"{package.parent / 'baselines'}); reinstall the package")
+
+
+def add_recipe_dir(path: str | Path) -> None:
+    """Search ``path`` for recipes before every folder known so far (like open_clip's ``add_model_config``)."""
+    p = Path(path).expanduser().resolve()
+    if not p.is_dir():
+        raise ConfigError(f"recipe folder {path} does not exist")
+    if p in _USER_DIRS:
+        _USER_DIRS.remove(p)
+    _USER_DIRS.insert(0, p)
+
+
+def recipe_dirs() -> list[Path]:
+    """Folders searched for recipes, first match wins."""
+    env = [Path(p).expanduser() for p in os.environ.get(RECIPE_PATH_ENV, "").split(os.pathsep) if p]
+    for p in env:
+        if not p.is_dir():
+            raise ConfigError(f"${RECIPE_PATH_ENV} names {p}, which is not a folder")
+    return [*_USER_DIRS, *env, builtin_recipe_dir()]
+
+
+def list_recipes(overlays: bool = False) -> dict[str, Path]:
+    """Recipe name -> file, over every recipe folder (the first folder holding a name wins).
+
+    Method recipes (files with a ``"method"`` field) by default; ``overlays=True`` lists the overlays instead.
+    """
+    found: dict[str, Path] = {}
+    for d in recipe_dirs():
+        for f in sorted(d.glob("*.json")):
+            if f.stem in found:
+                continue
+            is_overlay = "method" not in _read_json(f)
+            if is_overlay == overlays:
+                found[f.stem] = f
+    return found
+
+
+def _find_recipe(name: str, overlays: bool = False) -> Path:
+    recipes = list_recipes(overlays=overlays)
+    if name in recipes:
+        return recipes[name]
+    lower = name.lower()
+    for stem, path in recipes.items():
+        if stem.lower() == lower:
+            return path
+        if not overlays and lower in (str(a).lower() for a in _read_json(path).get("aliases", ())):
+            return path
+    what = "overlay" if overlays else "method or recipe"
+    raise ConfigError(f"unknown {what} {name!r}; known: {', '.join(sorted(recipes))} "
+                      f"(searched {', '.join(str(d) for d in recipe_dirs())})")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(Path(path).read_text())
     except FileNotFoundError as e:
         raise ConfigError(f"recipe not found: {path}") from e
     except json.JSONDecodeError as e:
@@ -87,41 +152,36 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
     return out
 
 
+def _is_path(value: str | Path) -> bool:
+    p = Path(value)
+    return p.suffix == ".json" or p.is_file()
+
+
 def load_recipe(name_or_path: str | Path | Mapping[str, Any], overlay: str | Path | Mapping[str, Any] | None = None
                 ) -> dict[str, Any]:
-    """A recipe as a dict, from a method name (``baselines/<name>.json``), a JSON path, or a dict.
+    """A recipe as a dict, from a recipe name (see the module docstring), a JSON path, or a dict.
 
-    ``overlay`` (``"demo"``, a path or a dict) is merged on top: its ``model`` and ``train`` sections, then its
-    ``per_method[<method>]`` section. The result records the overlay's name under ``"overlay"``.
+    ``overlay`` (an overlay name such as ``"demo"``, a path or a dict) is merged on top: its ``model`` and ``train``
+    sections, then its ``per_method[<method>]`` section. The result records the overlay's name under
+    ``"overlay"``. A name that matches no recipe is a :class:`ConfigError`, never an empty default.
     """
     if isinstance(name_or_path, Mapping):
         recipe = copy.deepcopy(dict(name_or_path))
+    elif _is_path(name_or_path):
+        recipe = _read_json(Path(name_or_path))
     else:
-        p = Path(name_or_path)
-        if p.suffix == ".json" or p.is_file():
-            recipe = _read_json(p)
-        else:
-            name = canonical_name(str(name_or_path))
-            d = baselines_dir()
-            if d is None or not (d / f"{name}.json").is_file():
-                # Without the repo's baselines/ folder the method still has its built-in (paper) defaults.
-                recipe = {"method": name, "model": {"backbone": "ViT-B-32", "pretrained": "openai", "options": {}},
-                          "train": {}}
-            else:
-                recipe = _read_json(d / f"{name}.json")
+        recipe = _read_json(_find_recipe(str(name_or_path)))
     if "method" not in recipe:
-        raise ConfigError("a recipe needs a 'method' field")
-    recipe["method"] = canonical_name(recipe["method"])
+        raise ConfigError(f"{name_or_path if not isinstance(name_or_path, Mapping) else 'the recipe'}: a recipe "
+                          "needs a 'method' field (a file without one is an overlay: pass it as the overlay)")
+    recipe["method"] = method_class(recipe["method"]).name
     recipe.setdefault("model", {}).setdefault("options", {})
     recipe.setdefault("train", {})
     if overlay is not None:
         if isinstance(overlay, Mapping):
             over, label = dict(overlay), "custom"
         else:
-            op = Path(overlay)
-            if op.suffix != ".json" and not op.is_file():
-                d = baselines_dir()
-                op = (d / f"{overlay}.json") if d is not None else op
+            op = Path(overlay) if _is_path(overlay) else _find_recipe(str(overlay), overlays=True)
             over, label = _read_json(op), op.stem
         per = (over.get("per_method") or {}).get(recipe["method"], {})
         recipe = deep_merge(recipe, {k: over[k] for k in ("model", "train") if k in over})

@@ -36,7 +36,7 @@ from dvtr_bench.models.backbone import frame_mask_mean, l2n
 from dvtr_bench.models.base import Embedding, symmetric_infonce
 from dvtr_bench.models.common import FrameMethod, chunked_over_text, init_new_module
 from dvtr_bench.models.registry import register
-from dvtr_bench.models.seqtransf import SeqTransfHeader
+from dvtr_bench.models.methods.seqtransf import SeqTransfHeader
 
 
 class StructuredSelfAttention(nn.Module):

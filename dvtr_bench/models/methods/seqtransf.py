@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from dvtr_bench.models.common import FrameMethod, TemporalTransformer, position_table, text_heads
-from dvtr_bench.models.meanp import MeanP
+from dvtr_bench.models.methods.meanp import MeanP
 from dvtr_bench.models.registry import register
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from dvtr_bench.models.meanp import MeanP
+from dvtr_bench.models.methods.meanp import MeanP
 from dvtr_bench.models.common import FrameMethod
 from dvtr_bench.models.registry import register
 

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from dvtr_bench import __version__
+from dvtr_bench._version import __version__
 
 # command name -> (module under dvtr_bench.commands, attribute holding the click command)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -41,20 +41,23 @@ def git_commit(path: str | Path | None = None) -> str | None:
 
 
 def hardware() -> dict[str, Any]:
-    """A short description of the machine: CPU, core count and GPUs when torch is importable."""
+    """A short description of the machine: CPU, core count, and GPUs when torch is already loaded.
+
+    torch is looked up among the loaded modules rather than imported: this module sits below every layer,
+    protocol and leaderboard included, which must stay usable without torch. Whoever ran a model on a GPU
+    has torch loaded by then.
+    """
     import os
+    import sys
 
     info: dict[str, Any] = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
                             "cpu_count": os.cpu_count()}
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")
+    if torch is not None:
         if torch.cuda.is_available():
             info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         else:
             info["gpus"] = []
-    except ImportError:
-        pass
     return info
 
 

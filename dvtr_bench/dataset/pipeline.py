@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from dvtr_bench import __version__
+from dvtr_bench._version import __version__
 from dvtr_bench.dataset.audit import DatasetAudit, audit_dataset
 from dvtr_bench.dataset.config import BuildConfig
 from dvtr_bench.dataset.hub import card_yaml, write_atomic, write_shards
 from dvtr_bench.dataset.job import STATUS_OK, JobResult, JobSpec, run_job
-from dvtr_bench.dataset.schema import CLIP_COLUMNS, FORMAT_VERSION, SPLITS
+from dvtr_bench.dataset.schema import CLIP_COLUMNS, FORMAT_VERSION, SPLITS, clip_features
 from dvtr_bench.dataset.splits import assign_splits, splits_from_records, video_labels
 from dvtr_bench.errors import InputError
 from dvtr_bench.progress import Progress, ProgressFn, no_progress
@@ -103,7 +103,7 @@ def load_staged(out: Path, video_id: str, key: str | None = None) -> JobResult |
 def _staging_schema() -> Any:
     import pyarrow as pa
 
-    base = __import__("dvtr_bench.dataset.schema", fromlist=["clip_features"]).clip_features().arrow_schema
+    base = clip_features().arrow_schema
     fields = [f for f in base if f.name != "split"] + [pa.field("_phash", pa.int64())]
     return pa.schema(fields, metadata=base.metadata)
 

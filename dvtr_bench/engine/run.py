@@ -80,10 +80,10 @@ def resolve_recipe(method: str | Path | dict[str, Any], config: str | Path | dic
 def _load(dataset: Any) -> Any:
     if not isinstance(dataset, (str, Path)):
         return dataset
-    import dvtr_bench
+    from dvtr_bench.dataset.hub import load_dataset
 
     try:
-        return dvtr_bench.load_dataset(str(dataset))
+        return load_dataset(str(dataset))
     except InputError:
         raise
     except (FileNotFoundError, ValueError) as exc:
@@ -120,8 +120,6 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
     ``seeds`` default to protocol v1's (0, 1, 2) for trained runs and (0,) for zero-shot runs (nothing random).
     Launched by torchrun, every process must call this; rank 0 writes the files, all ranks return the path.
     """
-    import torch
-
     from dvtr_bench.models import create_method
     from dvtr_bench.protocol import v1
     from dvtr_bench.engine.evaluate import evaluate

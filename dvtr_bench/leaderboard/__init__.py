@@ -47,7 +47,7 @@ def build_leaderboard(inputs: Sequence[str | Path], out_dir: str | Path, verify:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res = LeaderboardResult(collection=col, out_dir=out)
-    from dvtr_bench import __version__
+    from dvtr_bench._version import __version__
 
     for g in col.groups:
         if g.entries:

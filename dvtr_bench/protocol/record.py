@@ -149,10 +149,10 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
                 raise InputError(f"seed {seed} was scored on different captions or clips than seed {seeds[0]}",
                                  file=path)
 
-        def _relay(ev: Progress, _i: int = i) -> None:
+        def _relay(ev: Progress, _i: int = i, _seed: int = seed) -> None:
             if progress is not None and ev.completed is not None and ev.total:
                 progress(Progress("metrics", completed=_i * ev.total + ev.completed, total=len(seeds) * ev.total,
-                                  info={"seed": seed}))
+                                  info={"seed": _seed}))
 
         try:
             result = evaluate(sf.scores, sf.caption_to_clip, chunk_size=chunk_size, progress=_relay)
@@ -196,7 +196,7 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
     cost_out.setdefault("packages", package_versions())
     cost_out.setdefault("git_commit", git_commit())
 
-    from dvtr_bench import __version__
+    from dvtr_bench._version import __version__
 
     config_dict = json.loads(json.dumps(config, default=str))
     rec: dict[str, Any] = {

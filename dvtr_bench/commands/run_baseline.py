@@ -53,13 +53,15 @@ def _parse_pretrained(value: str | None) -> object:
               help="Recipe overlay JSON ({'model': {...}, 'train': {...}, 'per_method': {...}}), or the name of "
                    "one in baselines/ (e.g. demo).")
 @click.option("--no-resume", is_flag=True, help="Ignore existing checkpoints and train from scratch.")
+@click.option("--recipes", "recipe_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              metavar="DIR", help="A folder of your own recipes, searched before the shipped ones (repeatable; "
+                                  "$DVTR_RECIPE_PATH works too).")
 def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seeds: list[int] | None, device: str,
                  backbone: str | None, pretrained: str | None, epochs: int | None, batch_size: int | None,
-                 workers: int | None, config: str | None, no_resume: bool) -> None:
+                 workers: int | None, config: str | None, no_resume: bool, recipe_dirs: tuple[Path, ...]) -> None:
     """Train METHOD on a dataset's train split, select the checkpoint on validation, evaluate on test.
 
-    METHOD is a recipe name from baselines/ (meanP, seqLSTM, seqTransf, tightTransf, xpool, msam) or the
-    path of a recipe JSON. For each seed the test split's full (captions x clips) score matrix is saved, and
+    METHOD is a recipe name (known: {recipes}; or one in a --recipes folder) or the path of a recipe JSON. For each seed the test split's full (captions x clips) score matrix is saved, and
     one result record (metrics computed by the protocol engine from those files, cost, provenance) is
     written to OUT/<run>/record.json. Re-running the same command resumes from the last checkpoint.
 
@@ -74,21 +76,38 @@ def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seed
     import datasets
 
     from dvtr_bench.engine.run import run_baseline as _run
+    from dvtr_bench.models.registry import add_recipe_dir
+
+    def go(report: object = None) -> Path:
+        for d in recipe_dirs:
+            add_recipe_dir(d)
+        return _run(method, dataset, out_dir, zero_shot=zero_shot, seeds=seeds, device=device, backbone=backbone,
+                    pretrained=_parse_pretrained(pretrained), epochs=epochs, batch_size=batch_size, workers=workers,
+                    config=config, resume=not no_resume, progress=report)
 
     # Our own bars show progress; datasets' per-split tqdm lines would interleave with them.
     datasets.disable_progress_bars()
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main:
         with progress_bars(transient=False) as report:
-            path = run_cli(lambda: _run(method, dataset, out_dir, zero_shot=zero_shot, seeds=seeds, device=device,
-                                        backbone=backbone, pretrained=_parse_pretrained(pretrained),
-                                        epochs=epochs, batch_size=batch_size, workers=workers, config=config,
-                                        resume=not no_resume, progress=report))
+            path = run_cli(lambda: go(report))
         _summary(path)
     else:
-        run_cli(lambda: _run(method, dataset, out_dir, zero_shot=zero_shot, seeds=seeds, device=device,
-                             backbone=backbone, pretrained=_parse_pretrained(pretrained), epochs=epochs,
-                             batch_size=batch_size, workers=workers, config=config, resume=not no_resume))
+        run_cli(go)
+
+
+def _known_recipes() -> str:
+    from dvtr_bench.errors import ConfigError
+    from dvtr_bench.models.registry import list_recipes
+
+    try:
+        return ", ".join(sorted(list_recipes(), key=str.lower))
+    except ConfigError as exc:
+        return f"none found: {exc}"
+
+
+# The list of recipes in the help comes from the recipe folder, so it cannot drift from what ships.
+run_baseline.help = (run_baseline.help or "").replace("{recipes}", _known_recipes())
 
 
 def _summary(record_path: Path) -> None:

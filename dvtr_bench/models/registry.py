@@ -124,6 +124,10 @@ def _find_recipe(name: str, overlays: bool = False) -> Path:
             return path
         if not overlays and lower in (str(a).lower() for a in _read_json(path).get("aliases", ())):
             return path
+    if name in list_recipes(overlays=not overlays):
+        hint = ("is an overlay, not a method recipe: apply it on top of one (--config / overlay=)" if not overlays
+                else "is a method recipe, not an overlay")
+        raise ConfigError(f"{name!r} {hint}")
     what = "overlay" if overlays else "method or recipe"
     raise ConfigError(f"unknown {what} {name!r}; known: {', '.join(sorted(recipes))} "
                       f"(searched {', '.join(str(d) for d in recipe_dirs())})")

@@ -1,14 +1,15 @@
 # Two entry points: `make demo` and `make test`. Both create or refresh the virtual environment first;
-# the install is skipped when setup.cfg and pyproject.toml have not changed since the last one.
+# the install is skipped when setup.cfg, setup.py and pyproject.toml have not changed since the last one.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dvtr-installed
 PYTEST_ARGS ?=
+TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 RAY_AUTH_MODE=disabled
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-fast lint bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[test,ray,bench]'
 	touch $(STAMP)
@@ -18,11 +19,20 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/dvtr demo --out demo-output
 
-test: venv
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 RAY_AUTH_MODE=disabled $(PY) -m pytest -q $(PYTEST_ARGS)
+# The whole suite: the linter, then every test, the wheel check (tests/test_wheel.py) and the slow
+# end-to-end runs included.
+test: lint
+	$(TEST_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The quick loop while editing: no linter, no slow end-to-end tests, stop at the first failure.
+test-fast: venv
+	$(TEST_ENV) $(PY) -m pytest -q -x -m "not slow" $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check dvtr_bench tests benchmarks
 
 bench: venv
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo-output bench-output .pytest_cache
+	rm -rf $(VENV) demo-output bench-output .pytest_cache build dist *.egg-info

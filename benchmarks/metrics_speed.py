@@ -135,7 +135,7 @@ def large_run(seed: int, n_cap: int = 100_000, n_clips: int = 20_000) -> None:
         mm.flush()
         del mm
         scores = np.load(path, mmap_mode="r")
-        result, seconds, peak = traced(lambda: evaluate(scores, c2c).metrics)
+        result, seconds, peak = traced(lambda s=scores: evaluate(s, c2c).metrics)
         del scores
     print(f"large: {n_cap} x {n_clips} float32 memory-mapped ({n_cap * n_clips * 4 / 2**30:.1f} GiB on disk): "
           f"{seconds:.1f} s, peak engine allocations {peak:.1f} MiB; RSum {result['rsum']:.2f}")

@@ -6,6 +6,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 # Set before datasets / huggingface_hub are imported anywhere (they read these at import time, and test
 # modules import them at collection): tests must never reach a hub, and a stale cache can hide a dataset whose
 # images are stored as paths instead of bytes.
@@ -19,3 +21,21 @@ os.environ["HF_DATASETS_CACHE"] = _CACHE
 
 def pytest_sessionfinish(session: object, exitstatus: int) -> None:
     shutil.rmtree(_CACHE, ignore_errors=True)
+
+
+# Shared test data, made once per session through the real entry points (dvtr_bench.testing).
+
+@pytest.fixture(scope="session")
+def footage():
+    """The shared `dvtr synth` output folder (3 flights, 192x108, 25 fps): videos/, annotations.jsonl, shots.json."""
+    from dvtr_bench.testing.footage import synth_footage
+
+    return synth_footage()
+
+
+@pytest.fixture(scope="session")
+def learnable_splits():
+    """A small learnable in-memory dataset (16 train / 8 validation / 8 test clips) shared by the engine tests."""
+    from dvtr_bench.testing.learnable import learnable_dataset
+
+    return learnable_dataset(n_train=16, n_val=8, n_test=8)

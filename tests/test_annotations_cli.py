@@ -57,7 +57,6 @@ def test_validate_json_output_and_strict(tmp_path: Path) -> None:
 
 
 def test_validate_against_a_video_folder(tmp_path: Path) -> None:
-    pytest.importorskip("dvtr_bench.video.probe")
     videos = tmp_path / "videos"
     videos.mkdir()
     (videos / "flight_000.mp4").write_bytes(b"")          # unreadable: a warning, its times are not checked

@@ -5,19 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from dvtr_bench.annotations import align, read_annotations, validate, video_id_from_path
 from dvtr_bench.commands.annotations import video_durations
-
-
-@pytest.fixture(scope="module")
-def footage(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    synth = pytest.importorskip("dvtr_bench.synth")
-    out = tmp_path_factory.mktemp("synth")
-    synth.generate(out, flights=2, seed=3, resolution=(128, 72), fps=10, min_take=1.5, max_take=3.0,
-                   takes_per_flight=3)
-    return out
 
 
 def test_synth_annotations_validate_against_the_footage(footage: Path) -> None:

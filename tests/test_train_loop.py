@@ -11,7 +11,6 @@ from datasets import DatasetDict
 
 from dvtr_bench.protocol.record import read_record, validate_record
 from dvtr_bench.protocol.scores import load_scores
-from dvtr_bench.testing.learnable import learnable_dataset
 from dvtr_bench.engine.run import run_baseline
 from dvtr_bench.engine.trainer import TrainConfig, seed_everything, train
 
@@ -20,9 +19,9 @@ pytestmark = pytest.mark.slow
 FAST = {"lr": 1e-3, "backbone_lr": 1e-3, "warmup": 0.1, "num_workers": 0, "eval_batch_size": 8}
 
 
-@pytest.fixture(scope="module")
-def ds():
-    return learnable_dataset(n_train=16, n_val=8, n_test=8)
+@pytest.fixture
+def ds(learnable_splits):
+    return learnable_splits
 
 
 class SplitLog(DatasetDict):

@@ -100,7 +100,7 @@ def test_frame_buffer_bounded_and_nearest():
     assert len(buf.entries) <= 30 and buf.stride > 1
     span = Span(0.0, 40.0, 0, 1000)
     picked = buf.pick(span, v1.frame_times(0.0, 40.0))
-    for (idx, t, _), want in zip(picked, v1.frame_times(0.0, 40.0)):
+    for (_, t, _), want in zip(picked, v1.frame_times(0.0, 40.0)):
         assert abs(t - want) <= buf.stride / 25.0
     buf.drop_before(900)
     assert all(e[0] >= 900 for e in buf.entries) and buf.stride == 1

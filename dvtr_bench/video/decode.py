@@ -124,7 +124,7 @@ def to_rgb(frame: Any) -> np.ndarray:
 def yuv_planes(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Zero-copy views of the Y, U, V planes of a planar 4:2:0 frame (line padding removed)."""
     planes = []
-    for i, plane in enumerate(frame.planes[:3]):
+    for plane in frame.planes[:3]:
         w = plane.width
         h = plane.height
         arr = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]

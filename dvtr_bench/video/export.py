@@ -61,7 +61,7 @@ def export_clips(path: str | Path, clips: Sequence[tuple[str, float, float]], ou
                               "size": (w, h), "scaler": Scaler()}
             for cid in [c for c, st in open_.items() if df.t >= st["end"] - 1e-6]:
                 close(cid)
-            for cid, st in open_.items():
+            for st in open_.values():
                 w, h = st["size"]
                 small = st["scaler"](df.frame, w, h)
                 small.pts = st["n"]

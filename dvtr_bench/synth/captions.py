@@ -12,21 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from dvtr_bench.synth.scenes import SCENES
+
 # Fraction of the take's frames a statement must hold in.
 TRUE_FOR = 0.5
 
-KIND_NOUN = {
-    "road": "a road", "parking_lot": "a parking lot", "river": "a river", "forest": "a forest",
-    "farmland": "farmland", "beach": "a beach", "residential": "a residential area",
-    "sports_field": "a sports field", "construction_site": "a construction site", "railway": "a railway",
-    "bridge": "a bridge", "harbour": "a harbour",
-}
+# Per-kind caption words come from the scene registry, so a new scene kind needs no entry here.
+KIND_NOUN = {kind: spec.noun for kind, spec in SCENES.items()}
 # The word every caption of a kind contains (tests check it).
-KIND_WORD = {
-    "road": "road", "parking_lot": "parking lot", "river": "river", "forest": "forest", "farmland": "farmland",
-    "beach": "beach", "residential": "residential", "sports_field": "sports field",
-    "construction_site": "construction site", "railway": "railway", "bridge": "bridge", "harbour": "harbour",
-}
+KIND_WORD = {kind: spec.word for kind, spec in SCENES.items()}
 COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 CAMERA_SENTENCE = {
     "forward": "the drone flies forward", "pan_left": "the camera pans left", "pan_right": "the camera pans right",

@@ -9,7 +9,7 @@ import numpy as np
 
 from dvtr_bench.progress import Progress, ProgressFn, no_progress
 from dvtr_bench.synth.generate import SCENE_KINDS, TakePlan, build_take, render_take
-from dvtr_bench.synth.scenes import VIEW_HEIGHT
+from dvtr_bench.synth.scenes import SCENES
 
 # One camera motion per kind, so the sheet also shows the motions (frames are first / middle / last).
 _MOTIONS = ("forward", "hover", "pan_left", "rotate", "descend", "hover", "ascend", "rotate", "hover",
@@ -36,7 +36,7 @@ def contact_sheet(path: str | Path, seed: int = 0, resolution: tuple[int, int] =
     progress(Progress("sheet", completed=0, total=len(SCENE_KINDS)))
     for k, kind in enumerate(SCENE_KINDS):
         rng = np.random.default_rng([seed, 9999, k])
-        lo, hi = VIEW_HEIGHT.get(kind, (48.0, 80.0))
+        lo, hi = SCENES[kind].view_height
         motion = _MOTIONS[k % len(_MOTIONS)]
         plan = TakePlan(9999, k, kind, motion, n, view_h=float(rng.uniform(lo, hi)))
         take = build_take(seed, plan, width, height, fps)

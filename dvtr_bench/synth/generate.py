@@ -24,10 +24,10 @@ from dvtr_bench.synth import captions as cap
 from dvtr_bench.synth.camera import CAMERA_MOTIONS, Camera, make_camera
 from dvtr_bench.synth.encode import CRF, PRESET, H264Writer, fps_fraction
 from dvtr_bench.synth.movers import MoverRenderer
-from dvtr_bench.synth.scenes import BUILDERS, LANDMARK_KINDS, VIEW_HEIGHT, Ctx, Light, Scene
+from dvtr_bench.synth.scenes import SCENES, Ctx, Light, Scene
 from dvtr_bench.synth.world import Canvas, value_noise
 
-SCENE_KINDS: tuple[str, ...] = tuple(BUILDERS)
+SCENE_KINDS: tuple[str, ...] = tuple(SCENES)
 SHOTS_VERSION = 1
 
 MOTION_WEIGHTS = {"forward": 0.24, "pan_left": 0.1, "pan_right": 0.1, "rotate": 0.14, "ascend": 0.1,
@@ -85,7 +85,7 @@ def plan_flight(seed: int, flight: int, n_takes: int, fps: float, min_take: floa
         prev = kind
         motion = _choice(rng, MOTION_WEIGHTS)
         dur = float(np.exp(rng.uniform(np.log(min_take), np.log(max_take))))
-        lo, hi = VIEW_HEIGHT.get(kind, (48.0, 80.0))
+        lo, hi = SCENES[kind].view_height
         takes.append(TakePlan(flight, k, kind, motion, max(1, int(round(dur * fps))), view_h=float(rng.uniform(lo, hi))))
     transitions, gaps = [], []
     for k in range(n_takes - 1):
@@ -151,7 +151,8 @@ def build_take(seed: int, plan: TakePlan, width: int, height: int, fps: float, a
     rng_cap = np.random.default_rng([seed, plan.flight, plan.index + 1, 3, *extra])
     aspect = width / height
     n = plan.n_render
-    cap_disp = 0.45 * plan.view_h * aspect if plan.kind in LANDMARK_KINDS else None
+    spec = SCENES[plan.kind]
+    cap_disp = 0.45 * plan.view_h * aspect if spec.landmark else None
     cam = make_camera(rng_cam, plan.motion, n, fps, aspect, plan.view_h, max_displacement=cap_disp)
     light = _light(rng_cam)
     corners = cam.view_corners().reshape(-1, 2)
@@ -161,7 +162,7 @@ def build_take(seed: int, plan: TakePlan, width: int, height: int, fps: float, a
     ppm = height / float(np.median(cam.view_h))
     canvas = Canvas.create(extent, ppm)
     ctx = Ctx(rng_scene, cam, canvas, fps, light)
-    scene = BUILDERS[plan.kind](ctx)
+    scene = spec.build(ctx)
     # Bake the light into the map once (contrast about the map's mean, then the colour gain); movers get
     # the same gain when drawn.
     lit = canvas.img.astype(np.float32)
@@ -191,7 +192,7 @@ def build_take(seed: int, plan: TakePlan, width: int, height: int, fps: float, a
                  "colour_salient": g.colour_salient, "colour_in": g.colour_in, "stats": stats}
         entry["noun_phrase"] = cap.noun_phrase(entry, stats)
         groups.append(entry)
-    kind_nps = scene.attributes.pop("_kind_nps", [cap.KIND_NOUN[plan.kind]])
+    kind_nps = scene.attributes.pop("_kind_nps", [spec.noun])
     captions = cap.make_captions(rng_cap, plan.kind, kind_nps, groups, plan.motion, scene.phrases)
     graph = {
         "kind": plan.kind, "kind_phrases": kind_nps, "attributes": _jsonable(scene.attributes),

@@ -9,7 +9,7 @@ from dvtr_bench.synth.scenes._draw import (ASPHALT, CAR_COLOURS, DRY_GRASS, GRAS
                                            _grain, _half_len, _paint_parts, _perp, _road, _traffic, _trees,
                                            _weighted)
 from dvtr_bench.synth.scenes.base import Ctx, Group, Scene, register_scene
-from dvtr_bench.synth.world import COLOURS, along_distance, jitter_colour, place, rect_pts, signed_distance
+from dvtr_bench.synth.world import COLOURS, jitter_colour, place, rect_pts, signed_distance
 
 
 ROOF = {"red": (172, 58, 44), "grey": (112, 114, 120), "orange": (200, 106, 52), "black": (48, 48, 54),
@@ -110,7 +110,6 @@ def build_construction_site(ctx: Ctx) -> Scene:
     _base_ground(ctx, soil, 0.16, 5.0, patch=(120, 96, 72))
     h, w = cv.img.shape[:2]
     # Tyre tracks: long faint stripes in the dirt.
-    u = along_distance(cv, np.zeros(2), d)
     v = signed_distance(cv, np.zeros(2), d)
     ruts = (np.abs(np.sin(v * 1.9)) > 0.93) & (np.abs(v) < 30)
     cv.img[ruts] = (cv.img[ruts].astype(np.float32) * 0.85).astype(np.uint8)

@@ -38,6 +38,13 @@ def test_demo_rejects_an_empty_method_list(tmp_path: Path) -> None:
     assert "no method given" in result.output
 
 
+def test_demo_rejects_an_unknown_method_before_any_work(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "out"), "--methods", "meanP,xpol"])
+    assert result.exit_code == 2
+    assert "unknown method or recipe 'xpol'" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_partial_step_finishes_the_demo_with_exit_code_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import click
 

@@ -48,6 +48,8 @@ def test_registry_lists_every_method():
     recipes = list_recipes()
     assert {load_recipe(name)["method"] for name in recipes} == set(METHODS)
     assert set(METHODS) <= set(recipes)
+    docs = (REPO / "docs" / "methods.md").read_text()
+    assert all(f"`{name}`" in docs for name in METHODS), "every method has its section in docs/methods.md"
     with pytest.raises(ConfigError, match="unknown method"):
         create_method("no-such-method", backbone="dvtr-tiny", pretrained=None)
     m = create_method("meanP", backbone="dvtr-tiny", pretrained=None)

@@ -52,9 +52,18 @@ def demo(out_dir: Path, flights: int, seed: int, methods: str, epochs: int | Non
     from dvtr_bench.commands.run_baseline import run_baseline
     from dvtr_bench.commands.synth import synth
 
+    from dvtr_bench.errors import ConfigError
+    from dvtr_bench.models.registry import load_recipe
+
     names = [m.strip() for m in methods.split(",") if m.strip()]
     if not names:
         raise click.BadParameter("no method given", param_hint="--methods")
+    for name in names:
+        # checked against the recipe registry before minutes of synthesis, not when the method's turn comes
+        try:
+            load_recipe(name)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--methods") from None
     n_workers = workers or max(1, min(os.cpu_count() or 1, 8))
     footage, dataset, results, tables = (out_dir / "footage", out_dir / "dataset", out_dir / "results",
                                          out_dir / "leaderboard")

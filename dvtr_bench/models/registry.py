@@ -14,6 +14,12 @@ searched in order, the first holding ``<name>.json`` winning:
 **Method classes** register themselves with :func:`register`; the built-in ones are the modules of
 :mod:`dvtr_bench.models.methods`, one file per method, found by listing that package (no hand-kept list). A recipe's
 ``"method"`` names its class; a recipe may list ``"aliases"`` (``clip4clip`` for ``meanP``).
+
+**Methods from outside the package** (docs/add-a-method.md): a recipe may name the module that defines its class
+(``"module": "my_lab.maxp"``, imported before the class is looked up), and an installed package may declare its
+methods and recipes with entry points: group ``dvtr.methods`` (each entry a module that registers classes) and group
+``dvtr.recipes`` (each entry a package whose folder holds recipe JSON files, searched after the user's folders and
+before the shipped ones).
 """
 
 from __future__ import annotations
@@ -49,6 +55,31 @@ def _import_builtin_methods() -> None:
 
     for info in pkgutil.iter_modules(methods.__path__):
         importlib.import_module(f"{methods.__name__}.{info.name}")
+    for ep in _entry_points(METHODS_GROUP):
+        _import_plugin(ep.value, f"entry point {ep.name!r} ({METHODS_GROUP}) of {_dist_name(ep)}")
+
+
+METHODS_GROUP = "dvtr.methods"
+RECIPES_GROUP = "dvtr.recipes"
+
+
+def _entry_points(group: str) -> list[Any]:
+    from importlib.metadata import entry_points
+
+    return sorted(entry_points(group=group), key=lambda ep: ep.name)
+
+
+def _dist_name(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"the installed package {dist.name}" if dist is not None else "an installed package"
+
+
+def _import_plugin(module: str, origin: str) -> Any:
+    try:
+        return importlib.import_module(module.split(":")[0])
+    except Exception as exc:  # an ImportError, or any error raised while the plugin module runs
+        raise ConfigError(f"{origin} names the module {module!r}, which cannot be imported: "
+                          f"{type(exc).__name__}: {exc}") from exc
 
 
 def list_methods() -> list[str]:
@@ -95,7 +126,15 @@ def recipe_dirs() -> list[Path]:
     for p in env:
         if not p.is_dir():
             raise ConfigError(f"${RECIPE_PATH_ENV} names {p}, which is not a folder")
-    return [*_USER_DIRS, *env, builtin_recipe_dir()]
+    return [*_USER_DIRS, *env, *_plugin_recipe_dirs(), builtin_recipe_dir()]
+
+
+def _plugin_recipe_dirs() -> list[Path]:
+    dirs = []
+    for ep in _entry_points(RECIPES_GROUP):
+        module = _import_plugin(ep.value, f"entry point {ep.name!r} ({RECIPES_GROUP}) of {_dist_name(ep)}")
+        dirs.append(Path(module.__file__).resolve().parent)
+    return dirs
 
 
 def list_recipes(overlays: bool = False) -> dict[str, Path]:
@@ -175,9 +214,12 @@ def load_recipe(name_or_path: str | Path | Mapping[str, Any], overlay: str | Pat
         recipe = _read_json(Path(name_or_path))
     else:
         recipe = _read_json(_find_recipe(str(name_or_path)))
+    where = name_or_path if not isinstance(name_or_path, Mapping) else "the recipe"
     if "method" not in recipe:
-        raise ConfigError(f"{name_or_path if not isinstance(name_or_path, Mapping) else 'the recipe'}: a recipe "
-                          "needs a 'method' field (a file without one is an overlay: pass it as the overlay)")
+        raise ConfigError(f"{where}: a recipe needs a 'method' field (a file without one is an overlay: pass it "
+                          "as the overlay)")
+    if recipe.get("module"):
+        _import_plugin(str(recipe["module"]), f"recipe {where}")
     recipe["method"] = method_class(recipe["method"]).name
     recipe.setdefault("model", {}).setdefault("options", {})
     recipe.setdefault("train", {})

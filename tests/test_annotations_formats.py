@@ -371,3 +371,24 @@ def test_times_accept_seconds_and_timestamps(raw: object, seconds: float) -> Non
 def test_bad_times_are_refused(raw: object) -> None:
     with pytest.raises(InputError, match="start_s"):
         CaptionRecord.from_dict({"video_id": "v", "captions": ["x"], "start_s": raw}, "f.csv", "line 2")
+
+
+# ------------------------------------------------------------------------------------------ write = read extensions
+
+def test_tsv_is_written_tab_separated_and_reads_back(tmp_path: Path) -> None:
+    # The writer used to put commas in a .tsv, which the reader (tab for .tsv) could not read back.
+    records = _expected()
+    out = tmp_path / "out.tsv"
+    assert write_annotations(records, out) == "csv"
+    assert out.read_text(encoding="utf-8").splitlines()[0].split("\t")[:2] == ["video_id", "clip_id"]
+    assert read_annotations(out) == records
+
+
+def test_pickle_extension_is_written_as_the_clip4clip_pickle(tmp_path: Path) -> None:
+    # .pickle was read as CLIP4Clip but not accepted as an output extension; .pkl and .pickle now act alike.
+    view = _clip4clip_view(_expected())
+    out = tmp_path / "caps.pickle"
+    assert write_annotations(view, out) == "clip4clip"
+    assert out.is_file() and (tmp_path / "train_list.txt").is_file()
+    assert sniff_format(out) == "clip4clip"
+    assert read_annotations(out) == view

@@ -10,36 +10,53 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from dvtr_bench.annotations import (FORMATS, WRITE_FORMATS, Problem, audit_records, has_errors, read_annotations,
-                                    sniff_format, validate, video_id_from_path, write_annotations)
-from dvtr_bench.annotations.formats import output_format
+from dvtr_bench.annotations import (FORMATS, WRITE_FORMATS, Problem, audit_records, get_format, output_format,
+                                    read_annotations, sniff_format, validate, video_id_from_path, write_annotations)
+from dvtr_bench.annotations.formats import output_extensions
+from dvtr_bench.annotations.record import FIELDS
 from dvtr_bench.annotations.validate import WARNING
 from dvtr_bench.commands._ui import console, err_console, exit_with, run_cli
 from dvtr_bench.errors import InputError
 
 _FORMAT_HELP = "annotation format (default: guessed from the extension and content)"
+# Formats are a registry (dvtr_bench.annotations.formats): choices and help are read from it, never listed here.
+_SEP_FORMATS = [f.name for f in FORMATS.values() if "caption_sep" in f.options]
 
 
-@click.group("annotations")
+def _formats_help() -> str:
+    lines = []
+    for f in FORMATS.values():
+        where = " ".join((["folder"] if f.folder_marker else []) + list(f.extensions))
+        lines.append(f"  {f.name} ({where}{'' if f.writable else '; read only'}): {f.description}")
+    return "\n".join(lines)
+
+
+def _output_help() -> str:
+    by_ext = ", ".join(f"{ext}={name}" for ext, name in output_extensions().items())
+    folder = [f.name for f in WRITE_FORMATS.values() if f.folder_marker]
+    return f"output format (default: from OUT's extension: {by_ext}" + (f"; a folder = {folder[0]})" if folder else ")")
+
+
+@click.group("annotations", help=f"""Validate, summarise and convert caption annotation files.
+
+\b
+Formats:
+{_formats_help()}
+
+Examples of each are in the repository's annotations/.""")
 def annotations() -> None:
-    """Validate, summarise and convert caption annotation files.
-
-    \b
-    Formats: jsonl (canonical, see annotations/schema.json), json (array of records), csv/tsv,
-    parquet, msrvtt (MSR-VTT-style JSON), clip4clip (raw-captions.pkl + *_list.txt; read with a
-    restricted unpickler that never runs code). Examples of each are in the repository's annotations/.
-    """
+    pass
 
 
 def _read_opts(f: Any) -> Any:
     f = click.option("--caption-sep", default="|", show_default=True,
-                     help="separator of the captions column in CSV/Parquet")(f)
-    f = click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help=_FORMAT_HELP)(f)
+                     help=f"separator of the captions column in {'/'.join(_SEP_FORMATS)}")(f)
+    f = click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None, help=_FORMAT_HELP)(f)
     return f
 
 
 def _reader_kw(fmt: str, caption_sep: str) -> dict[str, Any]:
-    return {"caption_sep": caption_sep} if fmt in ("csv", "parquet") else {}
+    return {"caption_sep": caption_sep} if "caption_sep" in get_format(fmt).options else {}
 
 
 def video_durations(folder: str | Path) -> tuple[dict[str, float | None], list[Problem]]:
@@ -175,13 +192,11 @@ def stats_cmd(file: Path, fmt: str | None, caption_sep: str, as_json: bool) -> N
 @annotations.command("convert")
 @click.argument("src", metavar="IN", type=click.Path(exists=True, path_type=Path))
 @click.argument("dst", metavar="OUT", type=click.Path(path_type=Path))
-@click.option("--from", "from_fmt", type=click.Choice(FORMATS), default=None, help=_FORMAT_HELP)
-@click.option("--to", "to_fmt", type=click.Choice(WRITE_FORMATS), default=None,
-              help="output format (default: from OUT's extension: .jsonl .csv .parquet .json=msrvtt, "
-                   "a folder = clip4clip)")
+@click.option("--from", "from_fmt", type=click.Choice(list(FORMATS)), default=None, help=_FORMAT_HELP)
+@click.option("--to", "to_fmt", type=click.Choice(list(WRITE_FORMATS)), default=None, help=_output_help())
 @click.option("--caption-sep", default="|", show_default=True, help="separator of a captions column in the input")
 def convert_cmd(src: Path, dst: Path, from_fmt: str | None, to_fmt: str | None, caption_sep: str) -> None:
-    """Convert IN to OUT (any supported format to JSONL, JSON, CSV, Parquet, MSR-VTT JSON or CLIP4Clip)."""
+    """Convert IN to OUT. IN may be in any format `dvtr annotations --help` lists, OUT in any it can write."""
     def run() -> tuple[str, str, list[Any]]:
         if dst.exists() and src.resolve() == dst.resolve():
             raise InputError("IN and OUT are the same path", dst)
@@ -195,8 +210,17 @@ def convert_cmd(src: Path, dst: Path, from_fmt: str | None, to_fmt: str | None, 
     n_caps = sum(len(r.captions) for r in records)
     console.print(f"wrote {len(records)} records ({n_caps} captions) from {escape(str(src))} ({f_in}) "
                   f"to {escape(str(dst))} ({f_out})", soft_wrap=True)
-    if f_out == "clip4clip":
-        lost = sum(bool(r.has_span or r.label or r.meta or (r.clip_id and r.video_id != r.clip_id)) for r in records)
-        if lost:
-            err_console.print(f"[yellow]note:[/yellow] the CLIP4Clip layout keeps only ids, captions and splits; "
-                              f"times, labels, meta and source video ids of {lost} record(s) were dropped", soft_wrap=True)
+    # Name what the output format could not keep, so a lossy conversion is never silent.
+    out_fmt = get_format(f_out)
+    held = [(r, out_fmt.hold(r)) for r in records]
+    changed = [(r, h) for r, h in held if h != r]
+    if changed:
+        fields = [k for k in FIELDS if any(getattr(r, k) != getattr(h, k) for r, h in changed)]
+        kept = [k for k in FIELDS if k in out_fmt.holds]
+        why = f"{out_fmt.title} keeps only {_and(kept)}; " if len(kept) < len(FIELDS) else f"{out_fmt.title}: "
+        err_console.print(f"[yellow]note:[/yellow] {escape(why)}the {_and(fields)} of {len(changed)} record(s) "
+                          "were dropped or changed", soft_wrap=True)
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"

@@ -11,8 +11,8 @@ from dvtr_bench.errors import ConfigError
 from dvtr_bench.video.cuteval import evaluate_cuts, evaluate_many, load_shots
 from dvtr_bench.video.process import process_video
 from dvtr_bench.video.probe import probe
-from dvtr_bench.video.segment import (AnnotationSegmenter, ShotSegmenter, Transition, WindowSegmenter,
-                                      limit_lengths, make_segmenter)
+from dvtr_bench.video.segmenters import (AnnotationSegmenter, ShotSegmenter, Transition, WindowSegmenter,
+                                         limit_lengths, make_segmenter)
 from dvtr_bench.testing.footage import synth_footage, textured, write_video
 
 

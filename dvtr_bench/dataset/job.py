@@ -83,7 +83,7 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
     """
     from dvtr_bench.video.probe import probe
     from dvtr_bench.video.process import SamplingConfig, process_video
-    from dvtr_bench.video.segment import make_segmenter
+    from dvtr_bench.video.segmenters import make_segmenter
 
     t0 = time.perf_counter()
     key = spec.key()

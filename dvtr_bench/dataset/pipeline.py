@@ -317,7 +317,7 @@ def dataset_card(config: BuildConfig, result: BuildResult, build_json: dict[str,
               "`build/manifest.parquet`).", ""]
     if result.failed:
         lines += ["Failed videos:", ""] + [f"- `{v}`: {r}" for v, r in result.failed[:20]] + [""]
-    from dvtr_bench.video.segment import make_segmenter
+    from dvtr_bench.video.segmenters import make_segmenter
 
     seg_params = dict(config.segmenter_params)
     if config.min_len is not None:

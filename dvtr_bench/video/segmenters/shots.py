@@ -1,185 +1,16 @@
-"""Segmenters: turn one source video into clip spans.
-
-Every segmenter is a small class behind one interface, in the spirit of PySceneDetect's detectors but shaped
-for a single decode pass shared with frame sampling:
-
-* :meth:`Segmenter.start` is called once with the probed :class:`VideoInfo` (and the video's caption records).
-  Segmenters whose spans do not depend on pixels (fixed windows, annotation-aligned) return all their spans
-  here, which lets the build decode without converting any frame it will not store.
-* :meth:`Segmenter.push` is called for every decoded frame with a tiny YUV image, only when
-  ``uses_frames`` is True; it returns the spans that are final so far, so the caller can sample their frames
-  and forget the frames before them (bounded memory for hours-long takes).
-* :meth:`Segmenter.finish` closes the last span.
-
-Each clip row records the segmenter's ``name`` and ``params()``, so a dataset says how it was cut.
-"""
+"""Shot boundaries (hard cuts and gradual transitions) detected while the video decodes."""
 
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from dvtr_bench.errors import ConfigError
 from dvtr_bench.video.probe import VideoInfo
+from dvtr_bench.video.segmenters.base import Segmenter, Span, Transition, limit_lengths, register_segmenter
 
-
-@dataclass(frozen=True)
-class Span:
-    """A clip candidate: [start_s, end_s) in seconds from the first frame; frames [start_frame, end_frame)."""
-
-    start_s: float
-    end_s: float
-    start_frame: int | None = None
-    end_frame: int | None = None
-    clip_id: str | None = None                      # given by annotation-aligned spans
-    captions: tuple[str, ...] | None = None         # idem
-    label: str | None = None                        # idem
-    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def duration_s(self) -> float:
-        return self.end_s - self.start_s
-
-
-@dataclass(frozen=True)
-class Transition:
-    """A detected shot boundary. ``start_frame``..``end_frame`` (inclusive) are the mixed frames of a gradual
-    transition; for a hard cut both equal the first frame of the new shot (the convention of shots.json)."""
-
-    kind: str            # "cut" | "gradual"
-    start_frame: int
-    end_frame: int
-    score: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def limit_lengths(start_s: float, end_s: float, min_len: float | None, max_len: float | None) -> list[tuple[float, float]]:
-    """Apply clip-length limits to one span: drop it when shorter than ``min_len``; cut it into the fewest
-    equal pieces no longer than ``max_len`` (equal pieces, so no stub clip is left at the end)."""
-    length = end_s - start_s
-    if length <= 0 or (min_len and length < min_len):
-        return []
-    if not max_len or length <= max_len:
-        return [(start_s, end_s)]
-    n = math.ceil(length / max_len - 1e-9)
-    step = length / n
-    return [(start_s + k * step, start_s + (k + 1) * step if k < n - 1 else end_s) for k in range(n)]
-
-
-class Segmenter(ABC):
-    """Interface of every segmenter (see the module docstring for the call sequence)."""
-
-    name: ClassVar[str]
-    uses_frames: ClassVar[bool] = False
-
-    @abstractmethod
-    def params(self) -> dict[str, Any]:
-        """The parameters that determine the spans, recorded in every clip row."""
-
-    def start(self, info: VideoInfo, records: Sequence[Any] = ()) -> list[Span] | None:
-        """Begin a video. Return all spans when they are known without pixels, else None."""
-        self.info = info
-        self.transitions: list[Transition] = []
-        return None
-
-    def push(self, index: int, t: float, tiny: np.ndarray) -> list[Span]:
-        """Consume one frame (only called when ``uses_frames``); return spans that are now final."""
-        return []
-
-    def finish(self, n_frames: int, end_s: float) -> list[Span]:
-        """No more frames: return the remaining spans. ``end_s`` is the end of the last frame."""
-        return []
-
-    def keep_from(self) -> int:
-        """Index of the first frame a span not yet returned may still use (frames before it can be freed)."""
-        return 0
-
-
-# --------------------------------------------------------------------------------------------- windows
-
-class WindowSegmenter(Segmenter):
-    """Fixed-length windows with optional overlap, for long continuous takes.
-
-    Windows start at 0, every ``length - overlap`` seconds. The tail shorter than ``length`` becomes a last,
-    shorter clip when it is at least ``min_len`` long.
-    """
-
-    name = "windows"
-
-    def __init__(self, length: float = 10.0, overlap: float = 0.0, min_len: float | None = None,
-                 max_len: float | None = None):
-        if length <= 0:
-            raise ConfigError(f"window length must be > 0, got {length}")
-        if not 0 <= overlap < length:
-            raise ConfigError(f"window overlap must be in [0, length), got {overlap} for length {length}")
-        if max_len is not None and max_len < length:
-            raise ConfigError(f"max clip length {max_len} is shorter than the window length {length}")
-        self.length = float(length)
-        self.overlap = float(overlap)
-        self.min_len = float(min_len) if min_len is not None else self.length / 2
-        self.max_len = max_len
-
-    def params(self) -> dict[str, Any]:
-        return {"length": self.length, "overlap": self.overlap, "min_len": self.min_len, "max_len": self.max_len}
-
-    def spans_for(self, duration: float) -> list[Span]:
-        step = self.length - self.overlap
-        spans: list[Span] = []
-        k = 0
-        while True:
-            s = k * step
-            if s >= duration - 1e-9:
-                break
-            e = min(s + self.length, duration)
-            if e - s >= self.min_len - 1e-9:
-                spans.append(Span(round(s, 6), round(e, 6)))
-            if s + self.length >= duration - 1e-9:
-                break
-            k += 1
-        return spans
-
-    def start(self, info: VideoInfo, records: Sequence[Any] = ()) -> list[Span] | None:
-        super().start(info, records)
-        return self.spans_for(info.duration_s)
-
-
-# --------------------------------------------------------------------------------- annotation-aligned
-
-class AnnotationSegmenter(Segmenter):
-    """The annotation file's own start/end times are the clips (one clip per timed record).
-
-    Records without times describe the whole video and become one clip spanning it. ``min_len`` drops spans
-    too short to sample; spans are never split, since their captions describe the whole span.
-    """
-
-    name = "annotations"
-
-    def __init__(self, min_len: float | None = None):
-        self.min_len = min_len
-
-    def params(self) -> dict[str, Any]:
-        return {"min_len": self.min_len}
-
-    def start(self, info: VideoInfo, records: Sequence[Any] = ()) -> list[Span] | None:
-        super().start(info, records)
-        spans: list[Span] = []
-        for i, r in enumerate(records):
-            s = 0.0 if r.start_s is None else max(0.0, float(r.start_s))
-            e = info.duration_s if r.end_s is None else min(float(r.end_s), info.duration_s)
-            if e <= s or (self.min_len and e - s < self.min_len):
-                continue
-            spans.append(Span(s, e, clip_id=r.clip_id, captions=tuple(r.captions), label=r.label,
-                              meta={"record": i, **({"meta": r.meta} if r.meta else {})}))
-        return spans
-
-
-# ------------------------------------------------------------------------------------------ shot cuts
 
 def tiny_distance(a: np.ndarray, b: np.ndarray, window: np.ndarray) -> float:
     """Motion-compensated difference of two tiny YUV frames (mean absolute difference, 0-255 scale).
@@ -202,6 +33,7 @@ def tiny_distance(a: np.ndarray, b: np.ndarray, window: np.ndarray) -> float:
     return min(plain, comp)
 
 
+@register_segmenter
 class ShotSegmenter(Segmenter):
     """Shot boundaries (hard cuts and gradual transitions) with adaptive thresholds, on tiny frames.
 
@@ -216,6 +48,7 @@ class ShotSegmenter(Segmenter):
     """
 
     name = "shots"
+    description = "the shots between detected hard cuts and gradual transitions (dissolves, fades, wipes)"
     uses_frames = True
 
     def __init__(self, threshold: float = 3.0, min_score: float = 6.0, window: int = 8,
@@ -499,21 +332,3 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     starts = np.flatnonzero(d == 1)
     ends = np.flatnonzero(d == -1) - 1
     return list(zip(starts.tolist(), ends.tolist()))
-
-
-SEGMENTERS: dict[str, type[Segmenter]] = {
-    ShotSegmenter.name: ShotSegmenter,
-    WindowSegmenter.name: WindowSegmenter,
-    AnnotationSegmenter.name: AnnotationSegmenter,
-}
-
-
-def make_segmenter(name: str, **params: Any) -> Segmenter:
-    """Instantiate a segmenter by name with keyword parameters (unknown names/parameters -> ConfigError)."""
-    if name not in SEGMENTERS:
-        raise ConfigError(f"unknown segmenter {name!r}; choose one of {sorted(SEGMENTERS)}")
-    cls = SEGMENTERS[name]
-    try:
-        return cls(**{k: v for k, v in params.items() if v is not None or k in ("min_len", "max_len")})
-    except TypeError as exc:
-        raise ConfigError(f"bad parameters for segmenter {name!r}: {exc}") from None

@@ -291,3 +291,32 @@ def test_annotation_problems_use_probed_durations(footage, tmp_path):
     total = [e.total for e in events if e.task == "footage" and e.total is not None]
     assert total and total[0] > 5
     assert "Annotation problems reported by validation: 1" in (tmp_path / "ds" / "README.md").read_text()
+
+
+def test_misspelled_segmenter_parameter_stops_the_build_before_any_job(footage, tmp_path, monkeypatch):
+    from dvtr_bench.dataset import pipeline
+    from dvtr_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"no parameter 'treshold' \(did you mean 'threshold'\?\)"):
+        BuildConfig(segmenter_params={"treshold": 3})
+    jobs = []
+    monkeypatch.setattr(pipeline, "run_job", lambda spec, *a: jobs.append(spec))
+    config = BuildConfig()
+    config.segmenter_params["treshold"] = 3          # a config changed after it was made: build checks it again
+    out = tmp_path / "ds"
+    with pytest.raises(ConfigError, match=r"'treshold' \(did you mean 'threshold'\?\)"):
+        build([footage / "videos"], footage / "annotations.jsonl", out, config, workers=1)
+    # no job ran, so no video was recorded as failed: nothing was written at all
+    assert jobs == [] and not out.exists()
+
+
+def test_cli_rejects_bad_segmenter_options_before_any_job(footage, tmp_path):
+    from dvtr_bench.cli import cli
+
+    out = tmp_path / "ds"
+    for args in (["--window-length", "0"], ["--window-length", "10", "--max-len", "3"]):
+        r = CliRunner().invoke(cli, ["build-dataset", str(footage / "videos"), "--out", str(out),
+                                     "--segmenter", "windows", *args])
+        assert r.exit_code == 2, r.output
+        assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("error: "), r.stderr
+        assert not out.exists()

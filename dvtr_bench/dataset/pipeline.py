@@ -121,6 +121,9 @@ def build(inputs: Sequence[str | Path], annotations: str | Path | None, out_dir:
     from dvtr_bench.video.probe import list_videos, probe
 
     config = config or BuildConfig()
+    # Again here, not only when the config was made: it is mutable, and a bad option must stop the build
+    # before any job runs rather than fail every video.
+    config.validate()
     progress = progress or no_progress
     t_start = time.perf_counter()
     out = Path(out_dir)
@@ -317,14 +320,7 @@ def dataset_card(config: BuildConfig, result: BuildResult, build_json: dict[str,
               "`build/manifest.parquet`).", ""]
     if result.failed:
         lines += ["Failed videos:", ""] + [f"- `{v}`: {r}" for v, r in result.failed[:20]] + [""]
-    from dvtr_bench.video.segmenters import make_segmenter
-
-    seg_params = dict(config.segmenter_params)
-    if config.min_len is not None:
-        seg_params["min_len"] = config.min_len
-    if config.max_len is not None and config.segmenter != "annotations":
-        seg_params["max_len"] = config.max_len
-    seg_params = make_segmenter(config.segmenter, **seg_params).params()   # with the defaults filled in
+    seg_params = config.make_segmenter().params()   # with the defaults filled in
     split_how = ("taken from the annotation file" if config.split_from_annotations else
                  f"assigned per source video, seed {config.split_seed}, fractions "
                  + ", ".join(f"{k} {v:.2f}" for k, v in config.splits.items())

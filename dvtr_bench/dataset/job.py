@@ -161,7 +161,7 @@ def _rows(spec: JobSpec, segmenter: Any, result: Any, status: dict[str, Any]) ->
     captions: dict[str, list[str]] = {}
     labels: dict[str, str | None] = {}
     metas: dict[str, Any] = {}
-    if cfg["segmenter"] == "annotations":
+    if segmenter.spans_from_records:
         for c in clips:
             sp = c["sampled"].span
             captions[c["clip_id"]] = list(sp.captions or ())

@@ -119,6 +119,7 @@ def build(inputs: Sequence[str | Path], annotations: str | Path | None, out_dir:
     from dvtr_bench.annotations import read_annotations, validate, video_id_from_path
     from dvtr_bench.dataset.executors import run_jobs
     from dvtr_bench.video.probe import list_videos, probe
+    from dvtr_bench.video.segmenters import segmenter_class
 
     config = config or BuildConfig()
     # Again here, not only when the config was made: it is mutable, and a bad option must stop the build
@@ -151,8 +152,8 @@ def build(inputs: Sequence[str | Path], annotations: str | Path | None, out_dir:
     if annotations is not None:
         records = read_annotations(annotations, format=annotation_format)
         problems = validate(records, videos=durations, file=str(annotations))
-    elif config.segmenter == "annotations":
-        raise InputError("the annotation-aligned segmenter needs --annotations")
+    elif segmenter_class(config.segmenter).spans_from_records:
+        raise InputError(f"the {config.segmenter!r} segmenter cuts the caption records' spans: it needs --annotations")
     if config.split_from_annotations and annotations is None:
         raise InputError("splits from annotations need --annotations")
     per_video: dict[str, list[Any]] = defaultdict(list)

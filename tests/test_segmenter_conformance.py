@@ -179,3 +179,19 @@ def test_make_segmenter_checks_names_and_types():
     # None means "the default", except where None is a value of its own (no minimum length)
     params = make_segmenter("shots", threshold=None, min_len=None).params()
     assert params["threshold"] == 3.0 and params["min_len"] is None
+
+
+# ---------------------------------------------------------------------------------------------------- docs
+
+def _documented_segmenters() -> list[str]:
+    """Names in the first column of the table under "## Segmenters" in docs/build-dataset.md."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "build-dataset.md").read_text()
+    section = text.split("## Segmenters", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| `")]
+    return [row.split("`")[1] for row in rows]
+
+
+def test_docs_list_exactly_the_registered_segmenters():
+    assert sorted(_documented_segmenters()) == sorted(NAMES)

@@ -126,6 +126,22 @@ def test_a_registered_segmenter_is_usable_by_name(scratch_registry, video):
         make_segmenter("test-halves", peices=3)
 
 
+def test_a_segmenter_without_parameters_registers(scratch_registry):
+    from dvtr_bench.video.segmenters import register_segmenter
+
+    @register_segmenter
+    class Whole(Segmenter):
+        name = "test-whole"
+        description = "the whole video"
+
+        def params(self):
+            return {}
+
+    assert segmenter_params("test-whole") == {} and make_segmenter("test-whole").params() == {}
+    with pytest.raises(ConfigError, match="has no parameter 'min_len'; its parameters are none"):
+        make_segmenter("test-whole", min_len=1.0)
+
+
 def test_registration_needs_name_description_and_named_parameters(scratch_registry):
     from dvtr_bench.video.segmenters import ShotSegmenter, register_segmenter
 

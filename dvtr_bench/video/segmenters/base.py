@@ -146,9 +146,10 @@ def register_segmenter(cls: S) -> S:
     description = getattr(cls, "description", None)
     if not isinstance(description, str) or not description.strip() or "\n" in description.strip():
         raise TypeError(f"segmenter {name!r} must set a one-line class attribute description")
-    for p in inspect.signature(cls.__init__).parameters.values():
+    for p in _init_parameters(cls):
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise TypeError(f"segmenter {name!r}: constructor parameters must be named, not *{p.name}")
+            stars = "*" if p.kind is p.VAR_POSITIONAL else "**"
+            raise TypeError(f"segmenter {name!r}: constructor parameters must be named, not {stars}{p.name}")
     if _REGISTRY.get(name, cls) is not cls:
         raise ValueError(f"segmenter name {name!r} is already registered by {_REGISTRY[name].__qualname__}")
     _REGISTRY[name] = cls
@@ -202,10 +203,15 @@ def segmenter_params(name: str) -> dict[str, SegmenterParam]:
         hints = typing.get_type_hints(cls.__init__)
     except Exception:  # noqa: BLE001 - an unresolvable hint only costs the type check, not the segmenter
         hints = {}
-    out: dict[str, SegmenterParam] = {}
-    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
-        out[p.name] = SegmenterParam(p.name, p.default, hints.get(p.name, Any))
-    return out
+    return {p.name: SegmenterParam(p.name, p.default, hints.get(p.name, Any)) for p in _init_parameters(cls)}
+
+
+def _init_parameters(cls: type) -> list[inspect.Parameter]:
+    """The constructor's parameters after ``self``; none when the class keeps object's constructor (whose
+    signature, ``*args, **kwargs``, would read as "accepts anything")."""
+    if cls.__init__ is object.__init__:
+        return []
+    return list(inspect.signature(cls.__init__).parameters.values())[1:]
 
 
 def make_segmenter(name: str, **params: Any) -> Segmenter:

@@ -96,7 +96,7 @@ def main() -> None:
 
     from dvtr_bench.video.cuteval import evaluate_cuts, load_shots
     from dvtr_bench.video.probe import probe
-    from dvtr_bench.video.segment import Transition
+    from dvtr_bench.video.segmenters import Transition
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -291,3 +291,73 @@ def test_annotation_problems_use_probed_durations(footage, tmp_path):
     total = [e.total for e in events if e.task == "footage" and e.total is not None]
     assert total and total[0] > 5
     assert "Annotation problems reported by validation: 1" in (tmp_path / "ds" / "README.md").read_text()
+
+
+def test_misspelled_segmenter_parameter_stops_the_build_before_any_job(footage, tmp_path, monkeypatch):
+    from dvtr_bench.dataset import pipeline
+    from dvtr_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"no parameter 'treshold' \(did you mean 'threshold'\?\)"):
+        BuildConfig(segmenter_params={"treshold": 3})
+    jobs = []
+    monkeypatch.setattr(pipeline, "run_job", lambda spec, *a: jobs.append(spec))
+    config = BuildConfig()
+    config.segmenter_params["treshold"] = 3          # a config changed after it was made: build checks it again
+    out = tmp_path / "ds"
+    with pytest.raises(ConfigError, match=r"'treshold' \(did you mean 'threshold'\?\)"):
+        build([footage / "videos"], footage / "annotations.jsonl", out, config, workers=1)
+    # no job ran, so no video was recorded as failed: nothing was written at all
+    assert jobs == [] and not out.exists()
+
+
+def test_cli_rejects_bad_segmenter_options_before_any_job(footage, tmp_path):
+    from dvtr_bench.cli import cli
+
+    out = tmp_path / "ds"
+    for args in (["--window-length", "0"], ["--window-length", "10", "--max-len", "3"]):
+        r = CliRunner().invoke(cli, ["build-dataset", str(footage / "videos"), "--out", str(out),
+                                     "--segmenter", "windows", *args])
+        assert r.exit_code == 2, r.output
+        assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("error: "), r.stderr
+        assert not out.exists()
+
+
+def test_segmenter_choices_and_help_come_from_the_registry():
+    from dvtr_bench.cli import cli
+    from dvtr_bench.commands.build_dataset import SHORTHANDS, build_dataset
+    from dvtr_bench.video.segmenters import SEGMENTERS, segmenter_names, segmenter_params
+
+    option = next(p for p in build_dataset.params if p.name == "segmenter")
+    assert tuple(option.type.choices) == segmenter_names()
+    r = CliRunner().invoke(cli, ["build-dataset", "--help"])
+    text = " ".join(r.output.split())
+    for name, cls in SEGMENTERS.items():
+        assert f"{name}: {cls.description}" in text
+        assert all(f"{p}=" in text for p in segmenter_params(name))
+    # the shorthand options name real segmenters and parameters
+    assert all(param in segmenter_params(name) for name, param in SHORTHANDS.values())
+
+
+def test_cli_segmenter_params(footage, tmp_path):
+    from dvtr_bench.cli import cli
+
+    out = tmp_path / "ds"
+    args = ["build-dataset", str(footage / "videos" / "flight_001.mp4"), "--out", str(out), "-j", "1"]
+    r = CliRunner().invoke(cli, [*args, "--segmenter-param", "treshold=3"])
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+    assert "'treshold'" in r.stderr and "did you mean 'threshold'" in r.stderr and not out.exists()
+    r = CliRunner().invoke(cli, [*args, "--segmenter-param", "threshold"])
+    assert r.exit_code == 2 and "NAME=VALUE" in r.output
+    r = CliRunner().invoke(cli, [*args, "--segmenter", "windows", "--window-length", "4", "--segmenter-param",
+                                 "length=3", "--segmenter-param", "overlap=1"])
+    assert r.exit_code == 0, r.output
+    rows = _content(out)
+    assert rows and {r["segmenter_params"] for r in rows} == {
+        '{"length": 3.0, "max_len": null, "min_len": 1.5, "overlap": 1.0}'}
+
+
+def test_record_segmenter_needs_annotations(footage, tmp_path):
+    from dvtr_bench.errors import InputError
+
+    with pytest.raises(InputError, match="needs --annotations"):
+        build([footage / "videos"], None, tmp_path / "ds", BuildConfig(segmenter="annotations"), workers=1)

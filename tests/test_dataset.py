@@ -54,6 +54,22 @@ def test_config_validation():
         BuildConfig(splits={"dev": 1})
     with pytest.raises(ConfigError):
         BuildConfig(segmenter="magic")
+    with pytest.raises(ConfigError, match="did you mean 'windows'"):
+        BuildConfig(segmenter="window")
+    # the segmenter is made with the build's parameters, so each mistake is caught here, before any job
+    with pytest.raises(ConfigError, match="did you mean 'length'"):
+        BuildConfig(segmenter="windows", segmenter_params={"lenght": 4})
+    with pytest.raises(ConfigError, match="'threshold' must be float"):
+        BuildConfig(segmenter_params={"threshold": "high"})
+    with pytest.raises(ConfigError, match="shorter than the window length"):
+        BuildConfig(segmenter="windows", max_len=5)
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        BuildConfig(segmenter_params=[("threshold", 3)])
+    with pytest.raises(ConfigError, match="treshold"):
+        BuildConfig.from_dict({"segmenter_params": {"treshold": 3}})
+    # max_len does not apply to spans that are the caption records' own (never split), so it is not an error
+    assert BuildConfig(segmenter="annotations", max_len=5).make_segmenter().params() == {"min_len": None}
+    assert BuildConfig(segmenter="windows", min_len=2, max_len=20).segmenter_kwargs() == {"min_len": 2, "max_len": 20}
 
 
 def test_plan_shards_bounded():

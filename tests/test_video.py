@@ -15,7 +15,7 @@ from dvtr_bench.video import process as process_mod
 from dvtr_bench.video.decode import iter_frames, scaled_size
 from dvtr_bench.video.probe import list_videos, probe
 from dvtr_bench.video.process import FrameBuffer, process_video
-from dvtr_bench.video.segment import ShotSegmenter, Span, WindowSegmenter
+from dvtr_bench.video.segmenters import ShotSegmenter, Span, WindowSegmenter
 from dvtr_bench.testing.footage import synth_footage, textured, write_video
 
 

@@ -8,6 +8,7 @@ from typing import Callable, Iterator, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn, TaskID,
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
@@ -59,11 +60,17 @@ def run_cli(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (InputError, ConfigError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        _error_line(exc)
         sys.exit(2)
     except DvtrError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        _error_line(exc)
         sys.exit(1)
+
+
+def _error_line(exc: Exception) -> None:
+    # One line whatever the console width, so it greps and reads as one message; the text is the library's,
+    # not markup (a "[name]" in it must print as is).
+    err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
 
 
 def exit_with(code: int) -> None:

@@ -2,11 +2,47 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
 
 from dvtr_bench.commands._ui import console, err_console, exit_with, progress_bars, run_cli
+from dvtr_bench.video.segmenters import DEFAULT_SEGMENTER, SEGMENTERS, segmenter_names, segmenter_params
+
+# Shorthand options for the most used segmenter parameters: option -> (segmenter, parameter). Each applies
+# only when that segmenter is chosen; --segmenter-param reaches every parameter of every segmenter.
+SHORTHANDS: dict[str, tuple[str, str]] = {
+    "window_length": ("windows", "length"),
+    "window_overlap": ("windows", "overlap"),
+    "shot_threshold": ("shots", "threshold"),
+}
+
+
+def _segmenter_help() -> str:
+    return "How clips are cut: " + "; ".join(f"{n}: {SEGMENTERS[n].description}" for n in segmenter_names()) + "."
+
+
+def _segmenter_param_help() -> str:
+    def defaults(name: str) -> str:
+        return ", ".join(f"{p.name}={'?' if p.required else p.default}" for p in segmenter_params(name).values())
+
+    return ("A parameter of the chosen segmenter, NAME=VALUE (repeatable; VALUE is read as JSON, else as text; "
+            "wins over the shorthand options). Parameters and defaults: "
+            + "; ".join(f"{n}: {defaults(n)}" for n in segmenter_names()) + ".")
+
+
+def _parse_segmenter_params(values: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in values:
+        name, eq, raw = item.partition("=")
+        if not eq or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--segmenter-param")
+        try:
+            out[name.strip()] = json.loads(raw)
+        except ValueError:
+            out[name.strip()] = raw
+    return out
 
 
 def _parse_splits(value: str) -> dict[str, float]:
@@ -28,8 +64,10 @@ def _parse_splits(value: str) -> dict[str, float]:
               help="Caption annotations (jsonl, csv, parquet, MSR-VTT json, CLIP4Clip pickle).")
 @click.option("--annotation-format", default=None, help="Force the annotation format instead of sniffing it.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Dataset folder to write.")
-@click.option("--segmenter", type=click.Choice(["shots", "windows", "annotations"]), default="shots",
-              show_default=True, help="How clips are cut: shot boundaries, fixed windows, or the annotation spans.")
+@click.option("--segmenter", type=click.Choice(segmenter_names()), default=DEFAULT_SEGMENTER, show_default=True,
+              help=_segmenter_help())
+@click.option("--segmenter-param", "segmenter_param", multiple=True, metavar="NAME=VALUE",
+              help=_segmenter_param_help())
 @click.option("--window-length", type=float, default=10.0, show_default=True, help="windows: clip length (s).")
 @click.option("--window-overlap", type=float, default=0.0, show_default=True, help="windows: overlap (s).")
 @click.option("--shot-threshold", type=float, default=None,
@@ -60,7 +98,8 @@ def _parse_splits(value: str) -> dict[str, float]:
 @click.option("--push-to-hub", "push_repo", default=None, metavar="REPO", help="Upload to this Hub dataset repo.")
 @click.option("--private", is_flag=True, help="Create the Hub repo as private.")
 def build_dataset(inputs: tuple[str, ...], annotations: str | None, annotation_format: str | None, out: str,
-                  segmenter: str, window_length: float, window_overlap: float, shot_threshold: float | None,
+                  segmenter: str, segmenter_param: tuple[str, ...], window_length: float, window_overlap: float,
+                  shot_threshold: float | None,
                   min_len: float | None, max_len: float | None, num_frames: int, frame_size: int, jpeg_quality: int,
                   splits: str, seed: int, stratify: bool, split_from_annotations: bool, keep_uncaptioned: bool,
                   min_overlap: float, export_clips: bool, clip_size: int, clip_gop: float, shard_size_mb: float,
@@ -77,11 +116,10 @@ def build_dataset(inputs: tuple[str, ...], annotations: str | None, annotation_f
     from dvtr_bench.dataset.pipeline import build
     from dvtr_bench.dataset.config import BuildConfig
 
-    seg_params: dict[str, Any] = {}
-    if segmenter == "windows":
-        seg_params = {"length": window_length, "overlap": window_overlap}
-    elif segmenter == "shots" and shot_threshold is not None:
-        seg_params = {"threshold": shot_threshold}
+    shorthands = {"window_length": window_length, "window_overlap": window_overlap, "shot_threshold": shot_threshold}
+    seg_params: dict[str, Any] = {param: shorthands[option] for option, (name, param) in SHORTHANDS.items()
+                                  if name == segmenter and shorthands[option] is not None}
+    seg_params.update(_parse_segmenter_params(segmenter_param))
     config = run_cli(lambda: BuildConfig(
         segmenter=segmenter, segmenter_params=seg_params, min_len=min_len, max_len=max_len, num_frames=num_frames,
         frame_short_side=frame_size, jpeg_quality=jpeg_quality, min_overlap=min_overlap,

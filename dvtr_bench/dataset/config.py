@@ -6,16 +6,33 @@ same config built on a laptop or a cluster gives the same dataset and the same f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dvtr_bench.errors import ConfigError
 from dvtr_bench.protocol import v1
+from dvtr_bench.video.segmenters import DEFAULT_SEGMENTER, Segmenter, make_segmenter, segmenter_class
+
+
+def segmenter_kwargs(segmenter: str, segmenter_params: Mapping[str, Any] | None, min_len: float | None,
+                     max_len: float | None) -> dict[str, Any]:
+    """The parameters a build gives its segmenter: its own, plus the build's clip-length limits.
+
+    ``max_len`` is left out for segmenters whose spans are the caption records' own: such a span is never
+    split, since its captions describe all of it.
+    """
+    params = dict(segmenter_params or {})
+    if min_len is not None:
+        params["min_len"] = min_len
+    if max_len is not None and not segmenter_class(segmenter).spans_from_records:
+        params["max_len"] = max_len
+    return params
 
 
 @dataclass
 class BuildConfig:
-    segmenter: str = "shots"                        # shots | windows | annotations
+    segmenter: str = DEFAULT_SEGMENTER              # a name registered in dvtr_bench.video.segmenters
     segmenter_params: dict[str, Any] = field(default_factory=dict)
     min_len: float | None = None                    # seconds; None = the segmenter's default
     max_len: float | None = None
@@ -39,8 +56,18 @@ class BuildConfig:
     pretty_name: str = "dvtr drone video-text dataset"
 
     def __post_init__(self) -> None:
-        if self.segmenter not in ("shots", "windows", "annotations"):
-            raise ConfigError(f"unknown segmenter {self.segmenter!r} (shots, windows, annotations)")
+        self.validate()
+        total = sum(self.splits.values())
+        self.splits = {k: self.splits[k] / total for k in v1.SPLITS if k in self.splits}
+
+    def validate(self) -> None:
+        """Raise one ConfigError for the first invalid or inconsistent option.
+
+        The segmenter is instantiated with the parameters the jobs will give it, so an unknown segmenter, a
+        misspelled or ill-typed parameter or a value the segmenter rejects stops the build before any video is
+        decoded, instead of failing every video. ``build`` calls this again, for configs changed after creation.
+        """
+        segmenter_class(self.segmenter)
         if self.overlap not in ("iou", "record", "clip"):
             raise ConfigError(f"overlap must be iou, record or clip, got {self.overlap!r}")
         if not 0 <= self.min_overlap <= 1:
@@ -50,8 +77,6 @@ class BuildConfig:
             raise ConfigError(f"unknown split name(s) {sorted(unknown)}; use {list(v1.SPLITS)}")
         if any(v < 0 for v in self.splits.values()) or sum(self.splits.values()) <= 0:
             raise ConfigError(f"split fractions must be >= 0 and not all 0: {self.splits}")
-        total = sum(self.splits.values())
-        self.splits = {k: self.splits[k] / total for k in v1.SPLITS if k in self.splits}
         if self.num_frames < 1 or self.frame_short_side < 16:
             raise ConfigError("num_frames must be >= 1 and frame_short_side >= 16")
         if not 1 <= self.jpeg_quality <= 100:
@@ -60,6 +85,18 @@ class BuildConfig:
             raise ConfigError(f"max_len {self.max_len} < min_len {self.min_len}")
         if self.shard_max_mb <= 0:
             raise ConfigError("shard_max_mb must be > 0")
+        if not isinstance(self.segmenter_params, Mapping):
+            raise ConfigError(f"segmenter_params must be a mapping of parameter names to values, "
+                              f"got {self.segmenter_params!r}")
+        self.make_segmenter()
+
+    def segmenter_kwargs(self) -> dict[str, Any]:
+        """The parameters every job gives the segmenter (see :func:`segmenter_kwargs`)."""
+        return segmenter_kwargs(self.segmenter, self.segmenter_params, self.min_len, self.max_len)
+
+    def make_segmenter(self) -> Segmenter:
+        """A segmenter as the jobs of this build make it (ConfigError when that is impossible)."""
+        return make_segmenter(self.segmenter, **self.segmenter_kwargs())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -81,9 +81,10 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
 
     ``progress`` (in-process runs only) receives "footage" events every 10 s of decoded footage.
     """
+    from dvtr_bench.dataset.config import segmenter_kwargs
     from dvtr_bench.video.probe import probe
     from dvtr_bench.video.process import SamplingConfig, process_video
-    from dvtr_bench.video.segment import make_segmenter
+    from dvtr_bench.video.segmenters import make_segmenter
 
     t0 = time.perf_counter()
     key = spec.key()
@@ -99,12 +100,8 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
         status.update(duration_s=info.duration_s, fps=info.fps, width=info.width, height=info.height,
                       codec=info.codec, vfr=info.vfr)
         status["probe_s"] = time.perf_counter() - t0
-        params = dict(cfg.get("segmenter_params") or {})
-        if cfg.get("min_len") is not None:
-            params["min_len"] = cfg["min_len"]
-        if cfg.get("max_len") is not None and cfg["segmenter"] != "annotations":
-            params["max_len"] = cfg["max_len"]   # annotation spans are never split: captions cover them whole
-        segmenter = make_segmenter(cfg["segmenter"], **params)
+        segmenter = make_segmenter(cfg["segmenter"], **segmenter_kwargs(
+            cfg["segmenter"], cfg.get("segmenter_params"), cfg.get("min_len"), cfg.get("max_len")))
         sampling = SamplingConfig(num_frames=cfg["num_frames"], short_side=cfg["frame_short_side"],
                                   jpeg_quality=cfg["jpeg_quality"])
         result = process_video(spec.video_path, segmenter, sampling, records=spec.records, info=info,
@@ -164,7 +161,7 @@ def _rows(spec: JobSpec, segmenter: Any, result: Any, status: dict[str, Any]) ->
     captions: dict[str, list[str]] = {}
     labels: dict[str, str | None] = {}
     metas: dict[str, Any] = {}
-    if cfg["segmenter"] == "annotations":
+    if segmenter.spans_from_records:
         for c in clips:
             sp = c["sampled"].span
             captions[c["clip_id"]] = list(sp.captions or ())

@@ -119,8 +119,12 @@ def build(inputs: Sequence[str | Path], annotations: str | Path | None, out_dir:
     from dvtr_bench.annotations import read_annotations, validate, video_id_from_path
     from dvtr_bench.dataset.executors import run_jobs
     from dvtr_bench.video.probe import list_videos, probe
+    from dvtr_bench.video.segmenters import segmenter_class
 
     config = config or BuildConfig()
+    # Again here, not only when the config was made: it is mutable, and a bad option must stop the build
+    # before any job runs rather than fail every video.
+    config.validate()
     progress = progress or no_progress
     t_start = time.perf_counter()
     out = Path(out_dir)
@@ -148,8 +152,8 @@ def build(inputs: Sequence[str | Path], annotations: str | Path | None, out_dir:
     if annotations is not None:
         records = read_annotations(annotations, format=annotation_format)
         problems = validate(records, videos=durations, file=str(annotations))
-    elif config.segmenter == "annotations":
-        raise InputError("the annotation-aligned segmenter needs --annotations")
+    elif segmenter_class(config.segmenter).spans_from_records:
+        raise InputError(f"the {config.segmenter!r} segmenter cuts the caption records' spans: it needs --annotations")
     if config.split_from_annotations and annotations is None:
         raise InputError("splits from annotations need --annotations")
     per_video: dict[str, list[Any]] = defaultdict(list)
@@ -317,14 +321,7 @@ def dataset_card(config: BuildConfig, result: BuildResult, build_json: dict[str,
               "`build/manifest.parquet`).", ""]
     if result.failed:
         lines += ["Failed videos:", ""] + [f"- `{v}`: {r}" for v, r in result.failed[:20]] + [""]
-    from dvtr_bench.video.segment import make_segmenter
-
-    seg_params = dict(config.segmenter_params)
-    if config.min_len is not None:
-        seg_params["min_len"] = config.min_len
-    if config.max_len is not None and config.segmenter != "annotations":
-        seg_params["max_len"] = config.max_len
-    seg_params = make_segmenter(config.segmenter, **seg_params).params()   # with the defaults filled in
+    seg_params = config.make_segmenter().params()   # with the defaults filled in
     split_how = ("taken from the annotation file" if config.split_from_annotations else
                  f"assigned per source video, seed {config.split_seed}, fractions "
                  + ", ".join(f"{k} {v:.2f}" for k, v in config.splits.items())

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from dvtr_bench.video.segment import Transition
+from dvtr_bench.video.segmenters import Transition
 
 
 @dataclass

@@ -28,7 +28,7 @@ from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.protocol import v1
 from dvtr_bench.video.decode import Scaler, iter_frames, iter_frames_ahead, scaled_size
 from dvtr_bench.video.probe import VideoInfo, probe
-from dvtr_bench.video.segment import Segmenter, Span, Transition
+from dvtr_bench.video.segmenters import Segmenter, Span, Transition
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from dvtr_bench.annotations.formats import FORMATS
 from dvtr_bench.commands._ui import console, err_console, exit_with, progress_bars, run_cli
 from dvtr_bench.video.segmenters import DEFAULT_SEGMENTER, SEGMENTERS, segmenter_names, segmenter_params
 
@@ -62,7 +63,8 @@ def _parse_splits(value: str) -> dict[str, float]:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--annotations", "-a", type=click.Path(exists=True, dir_okay=False),
               help="Caption annotations (jsonl, csv, parquet, MSR-VTT json, CLIP4Clip pickle).")
-@click.option("--annotation-format", default=None, help="Force the annotation format instead of sniffing it.")
+@click.option("--annotation-format", type=click.Choice(list(FORMATS)), default=None,
+              help="Force the annotation format instead of sniffing it.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Dataset folder to write.")
 @click.option("--segmenter", type=click.Choice(segmenter_names()), default=DEFAULT_SEGMENTER, show_default=True,
               help=_segmenter_help())

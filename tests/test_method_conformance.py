@@ -246,6 +246,61 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
         create_backbone("dvtr-tiny", str(tmp_path / "broken.pt"))
 
 
+def test_weights_released_for_quickgelu_are_refused_on_a_gelu_model(tmp_path, monkeypatch):
+    import hashlib
+
+    from dvtr_bench.models import backbone as B
+
+    path = tmp_path / "release.pt"
+    torch.save(_tiny_state(), path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    # as if open_clip knew this file as a QuickGELU release (OpenAI's files carry their sha256 in their address)
+    monkeypatch.setattr(B, "known_releases", lambda: {sha: ("dvtr-tiny-quickgelu", "openai", True)})
+    with pytest.raises(ConfigError, match="trained with QuickGELU, but dvtr-tiny uses GELU.*--backbone "
+                                          "dvtr-tiny-quickgelu"):
+        B.create_backbone("dvtr-tiny", str(path))
+    bb = B.create_backbone("dvtr-tiny-quickgelu", str(path))
+    assert bb.quick_gelu and bb.weights_sha256 == sha
+    assert not B.create_backbone("dvtr-tiny", None).quick_gelu
+
+
+def test_open_clip_knows_the_openai_release_hashes():
+    from dvtr_bench.models.backbone import known_releases
+
+    releases = known_releases()
+    vit = [v for v in releases.values() if v[0] == "ViT-B-32-quickgelu"]
+    assert vit == [("ViT-B-32-quickgelu", "openai", True)]
+
+
+def test_a_torchscript_archive_is_taken_for_an_openai_release(tmp_path):
+    from dvtr_bench.models.backbone import create_backbone
+
+    path = tmp_path / "ViT-B-32.pt"
+    torch.jit.save(torch.jit.trace(torch.nn.Linear(2, 2), torch.zeros(1, 2)), str(path))
+    with pytest.raises(ConfigError, match="TorchScript archive.*--backbone dvtr-tiny-quickgelu"):
+        create_backbone("dvtr-tiny", str(path))
+
+
+def test_a_checkpoint_with_other_shapes_names_both_architectures(tmp_path):
+    import open_clip
+
+    from dvtr_bench.models.backbone import create_backbone
+
+    torch.manual_seed(0)
+    wide = open_clip.create_model("dvtr-tiny", force_context_length=32, force_image_size=64).state_dict()
+    torch.save(wide, tmp_path / "64px.pt")
+    with pytest.raises(ConfigError, match=r"another image size \(.*image size 64.*image size 224"):
+        create_backbone("dvtr-tiny", str(tmp_path / "64px.pt"))
+    assert create_backbone("dvtr-tiny", str(tmp_path / "64px.pt"), image_size=64).frame_spec.image_size == 64
+    # asked for explicitly, another size interpolates the position grid (open_clip's behaviour)
+    assert create_backbone("dvtr-tiny", str(tmp_path / "64px.pt"), image_size=96).frame_spec.image_size == 96
+    narrow = {k: v for k, v in _tiny_state().items()}
+    narrow["text_projection"] = torch.zeros(128, 64)
+    torch.save(narrow, tmp_path / "narrow.pt")
+    with pytest.raises(ConfigError, match=r"other shapes \(e\.g\. text_projection: \(128, 64\).*embedding 64"):
+        create_backbone("dvtr-tiny", str(tmp_path / "narrow.pt"))
+
+
 def test_missing_checkpoint_and_offline_tag_are_clear_errors(tmp_path, monkeypatch):
     from dvtr_bench.models.backbone import create_backbone
 

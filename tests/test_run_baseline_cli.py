@@ -80,3 +80,21 @@ def test_record_names_the_dataset_by_its_build_name(tmp_path):
     (d / "build" / "build.json").write_text(json.dumps({"config": {"pretty_name": "Drone flights v2"}}))
     assert _dataset_name(str(d)) == "Drone flights v2"
     assert _dataset_name("owner/repo") == "owner/repo"   # a Hub repo id is its own name
+
+
+def test_a_checkpoint_of_other_shapes_is_exit_2_with_one_line(dataset_dir, tmp_path):
+    import open_clip
+    import torch
+
+    from dvtr_bench.models.backbone import register_configs
+
+    register_configs()
+    torch.manual_seed(0)
+    sd = open_clip.create_model("dvtr-tiny", force_context_length=32).state_dict()
+    sd["text_projection"] = torch.zeros(128, 64)
+    torch.save(sd, tmp_path / "bad.pt")
+    res = CliRunner().invoke(cli, ["run-baseline", "meanP", "--dataset", str(dataset_dir), "--out",
+                                   str(tmp_path / "r"), "--zero-shot", "--backbone", "dvtr-tiny", "--pretrained",
+                                   str(tmp_path / "bad.pt"), "--device", "cpu"])
+    assert res.exit_code == 2, res.output
+    assert "does not fit the model" in res.output and "Traceback" not in res.output

@@ -6,6 +6,12 @@
   the path of a local checkpoint (plain, ``module.``-prefixed or ``.safetensors`` state dict; a dvtr training
   checkpoint (``best.pt``: its ``backbone.model.*`` keys) and a CLIP4Clip checkpoint's ``clip.*`` keys are accepted too), or None
   for random initialisation.
+* A local checkpoint is identified before loading: its sha256 is compared with the release hashes open_clip knows
+  (OpenAI's files carry theirs in their download address), and a TorchScript archive can only be one of OpenAI's
+  releases. Weights released for a QuickGELU model are refused on a GELU model (and the reverse), with the model
+  name to pass instead: the same weights with the other activation give other scores. A state dict whose shapes do
+  not fit the model is refused with the architecture its shapes imply. ``Backbone.weights_sha256`` and
+  ``Backbone.quick_gelu`` name exactly what ran.
 * Text is truncated at protocol v1's 32 tokens. The model is created with a 32-position text context and a
   pretrained 77-position embedding is cut to its first 32 rows (what CLIP4Clip does by slicing), not
   interpolated as open_clip's own loader would: interpolation would give token 5 the embedding of position ~12.
@@ -57,8 +63,10 @@ class Backbone(nn.Module):
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, frame_spec: FrameSpec, name: str, pretrained: str | None,
-                 context_length: int):
+                 context_length: int, quick_gelu: bool = False, weights_sha256: str | None = None):
         super().__init__()
+        self.quick_gelu = quick_gelu
+        self.weights_sha256 = weights_sha256
         self.model = model
         self._tokenizer = tokenizer
         self.frame_spec = frame_spec
@@ -152,7 +160,94 @@ def _strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return sd
 
 
-def _load_weights(model: nn.Module, path: str, context_length: int) -> None:
+def _sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def known_releases() -> dict[str, tuple[str, str, bool]]:
+    """sha256 -> (open_clip model, tag, quick_gelu) for every release whose download address carries its hash."""
+    import re
+
+    out: dict[str, tuple[str, str, bool]] = {}
+    for model, tag in open_clip.list_pretrained():
+        cfg = open_clip.get_pretrained_cfg(model, tag) or {}
+        m = re.search(r"/([0-9a-f]{64})/", cfg.get("url", ""))
+        # the plain name (ViT-B-32) and its -quickgelu twin share the file: keep the one that matches the weights
+        if m and (m.group(1) not in out or model.endswith("-quickgelu") == bool(cfg.get("quick_gelu"))):
+            out[m.group(1)] = (model, tag, bool(cfg.get("quick_gelu", False)))
+    return out
+
+
+def _is_torchscript(path: str) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/constants.pkl") or n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def model_uses_quick_gelu(name: str) -> bool:
+    return bool((open_clip.get_model_config(name) or {}).get("quick_gelu", False))
+
+
+def _quickgelu_twin(name: str, want: bool) -> str | None:
+    base = name[: -len("-quickgelu")] if name.endswith("-quickgelu") else name
+    twin = f"{base}-quickgelu" if want else base
+    if twin in open_clip.list_models() and model_uses_quick_gelu(twin) == want:
+        return twin
+    return None
+
+
+def check_checkpoint_identity(name: str, path: str, sha256: str) -> None:
+    """Refuse a checkpoint released for another activation than model ``name`` uses, naming the model to pass."""
+    uses = model_uses_quick_gelu(name)
+    release = known_releases().get(sha256)
+    if release is not None:
+        need, origin = release[2], f"open_clip's {release[0]} / {release[1]!r} release (sha256 {sha256[:12]}…)"
+    elif _is_torchscript(path):
+        need, origin = True, "a TorchScript archive, as only OpenAI's CLIP releases are"
+    else:
+        return
+    if need != uses:
+        twin = _quickgelu_twin(name, need)
+        act = "QuickGELU" if need else "GELU"
+        fix = (f"pass --backbone {twin}" if twin else
+               f"use an open_clip model whose config sets quick_gelu={str(need).lower()}")
+        raise ConfigError(f"checkpoint {path} is {origin}, trained with {act}, but {name} uses "
+                          f"{'QuickGELU' if uses else 'GELU'}: the same weights would give other scores. {fix}.")
+
+
+def _shape_summary(sd: dict[str, torch.Tensor]) -> str:
+    """What a CLIP state dict's shapes say about its architecture (vision width/patch/image size, text width)."""
+    parts = []
+    conv = sd.get("visual.conv1.weight")
+    pos = sd.get("visual.positional_embedding")
+    if conv is not None and conv.ndim == 4:
+        parts.append(f"vision width {conv.shape[0]}, patch {conv.shape[-1]}")
+        if pos is not None and pos.ndim == 2:
+            grid = int(round((pos.shape[0] - 1) ** 0.5))
+            parts.append(f"image size {grid * int(conv.shape[-1])}")
+    layers = {k.split(".")[3] for k in sd if k.startswith("visual.transformer.resblocks.")}
+    if layers:
+        parts.append(f"{len(layers)} vision layers")
+    tok = sd.get("token_embedding.weight")
+    if tok is not None and tok.ndim == 2:
+        parts.append(f"text width {tok.shape[1]}")
+    proj = sd.get("text_projection")
+    if proj is not None and proj.ndim == 2:
+        parts.append(f"embedding {proj.shape[1]}")
+    return ", ".join(parts) or "not a CLIP state dict"
+
+
+def _load_weights(model: nn.Module, path: str, context_length: int, resize_ok: bool = False) -> None:
     try:
         sd = load_state_dict(path, device="cpu", weights_only=True)
     except Exception:  # an OpenAI TorchScript archive needs a full (non weights-only) load
@@ -176,7 +271,22 @@ def _load_weights(model: nn.Module, path: str, context_length: int) -> None:
     for key in ("positional_embedding", "text.positional_embedding"):
         if key in sd and sd[key].shape[0] > context_length:
             sd[key] = sd[key][:context_length]  # keep the first positions: the tokens we feed sit there
+    pos = sd.get("visual.positional_embedding")
+    own_pos = getattr(getattr(model, "visual", None), "positional_embedding", None)
+    if not resize_ok and pos is not None and own_pos is not None and pos.shape != own_pos.shape:
+        raise ConfigError(f"checkpoint {path} was trained at another image size ({_shape_summary(sd)}) than "
+                          f"the model's ({_shape_summary(model.state_dict())}): set the image size it was trained "
+                          "at (recipe model.image_size), or ask for the size you want explicitly to interpolate "
+                          "the position grid")
     resize_pos_embed(sd, model)  # vision grid only, when a different image size was asked for
+    own = model.state_dict()
+    wrong = [k for k, v in sd.items() if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise ConfigError(
+            f"checkpoint {path} does not fit the model: {len(wrong)} tensors have other shapes (e.g. {wrong[0]}: "
+            f"{tuple(sd[wrong[0]].shape)} in the file, {tuple(own[wrong[0]].shape)} in the model). The file's shapes "
+            f"say: {_shape_summary(sd)}; the model's: {_shape_summary(own)}. Pass the --backbone it was trained "
+            "with.")
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.endswith("attn_mask")]
     if missing or unexpected:
@@ -205,6 +315,7 @@ def create_backbone(name: str = "ViT-B-32", pretrained: str | os.PathLike | None
     tag_cfg: dict[str, Any] = {}
     ckpt: str | None = None
     label: str | None = None
+    sha: str | None = None
     if not _is_none(pretrained):
         pretrained = str(pretrained)
         label = pretrained
@@ -224,6 +335,8 @@ def create_backbone(name: str = "ViT-B-32", pretrained: str | os.PathLike | None
                 raise ConfigError(f"open_clip has no download location for {name} / {pretrained!r}")
         elif Path(pretrained).expanduser().is_file():
             ckpt = str(Path(pretrained).expanduser())
+            sha = _sha256(ckpt)
+            check_checkpoint_identity(name, ckpt, sha)
         elif "/" in pretrained or "\\" in pretrained or Path(pretrained).suffix:
             raise ConfigError(f"checkpoint file not found: {pretrained}. Give the path of a saved state dict "
                               "(.pt/.bin/.pth/.safetensors), an open_clip tag, or none.")
@@ -242,7 +355,8 @@ def create_backbone(name: str = "ViT-B-32", pretrained: str | os.PathLike | None
     finally:
         logging.disable(previous)
     if ckpt is not None:
-        _load_weights(model, ckpt, context_length)
+        _load_weights(model, ckpt, context_length, resize_ok=image_size is not None)
+        sha = sha or _sha256(ckpt)
     pcfg = dict(get_model_preprocess_cfg(model))
     size = pcfg.get("size", 224)
     size = size[0] if isinstance(size, (tuple, list)) else size
@@ -253,7 +367,9 @@ def create_backbone(name: str = "ViT-B-32", pretrained: str | os.PathLike | None
         interpolation=str(tag_cfg.get("interpolation", pcfg.get("interpolation", "bicubic"))),
     )
     tokenizer = open_clip.get_tokenizer(name, context_length=context_length)
-    bb = Backbone(model, tokenizer, spec, name=name, pretrained=label, context_length=context_length)
+    quick = model_uses_quick_gelu(name) or bool(tag_cfg.get("quick_gelu", False))
+    bb = Backbone(model, tokenizer, spec, name=name, pretrained=label, context_length=context_length,
+                  quick_gelu=quick, weights_sha256=sha)
     return bb.to(device)
 
 

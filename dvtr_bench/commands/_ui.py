@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import time
+from dataclasses import dataclass
 from typing import Callable, Iterator, TypeVar
 
 import click
@@ -22,8 +25,18 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def progress_bars(transient: bool = False) -> Iterator[ProgressFn]:
-    """Yield a :data:`ProgressFn` that draws one rich bar per task name, with ETA and extra figures."""
+def progress_bars(transient: bool = False, interval_s: float | None = None) -> Iterator[ProgressFn]:
+    """Yield a :data:`ProgressFn` that draws one rich bar per task name, with ETA and extra figures.
+
+    When standard error is not a terminal (a pipe, ``nohup``, a SLURM log) bars would be noise or nothing: plain
+    progress lines are written instead, at most one per task every ``interval_s`` seconds (default 10, or
+    ``$DVTR_PROGRESS_INTERVAL``), plus the first and the last.
+    """
+    if not err_console.is_terminal:
+        if interval_s is None:
+            interval_s = float(os.environ.get("DVTR_PROGRESS_INTERVAL", "10"))
+        yield _progress_lines(interval_s)
+        return
     bars = RichProgress(
         SpinnerColumn(), TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
@@ -47,6 +60,52 @@ def progress_bars(transient: bool = False) -> Iterator[ProgressFn]:
 
     with bars:
         yield report
+
+
+@dataclass
+class _LineState:
+    start: float
+    done: float = 0.0
+    total: float | None = None
+    last: float | None = None       # when the last line of this task was written
+    finished: bool = False
+
+
+def _progress_lines(interval_s: float) -> ProgressFn:
+    tasks: dict[str, _LineState] = {}
+
+    def report(ev: Progress) -> None:
+        now = time.monotonic()
+        st = tasks.setdefault(ev.task, _LineState(start=now))
+        if ev.total is not None:
+            st.total = float(ev.total)
+        st.done = float(ev.completed) if ev.completed is not None else st.done + (ev.advance or 0)
+        finished = st.total is not None and st.done >= st.total
+        due = st.last is None or now - st.last >= interval_s or (finished and not st.finished)
+        if not due:
+            return
+        st.last, st.finished = now, finished
+        elapsed = now - st.start
+        parts = [f"{ev.task}:", f"{_num(st.done)}/{_num(st.total)}" if st.total else _num(st.done)]
+        if st.total:
+            parts.append(f"({100.0 * st.done / st.total:.0f}%)")
+        parts.append(f"elapsed {_clock(elapsed)}")
+        if st.total and st.done > 0 and not finished:
+            parts.append(f"eta {_clock(elapsed * (st.total - st.done) / st.done)}")
+        parts += [f"{k} {_fmt(v)}" for k, v in ev.info.items()]
+        err_console.print(escape(" ".join(parts)), soft_wrap=True, highlight=False)
+
+    return report
+
+
+def _num(v: float | None) -> str:
+    return "?" if v is None else (str(int(v)) if float(v).is_integer() else f"{v:.1f}")
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
 
 
 def _fmt(v: object) -> str:

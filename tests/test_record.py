@@ -6,6 +6,7 @@ import copy
 import io
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,7 @@ def test_save_scores_rejects_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         load_scores(tmp_path / "x.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="not a score file"):
         load_scores(tmp_path / "junk.npz")
 
 
@@ -200,11 +201,11 @@ def test_build_record_refuses_inconsistent_inputs(tmp_path: Path) -> None:
         _make_record(tmp_path, dataset={"name": "synth", "fingerprint": FP, "n_clips": 99})
     # Seeds scored on different clips cannot share a record.
     s, c2c = _scores(0)
-    other = tmp_path / "other.npz"
+    other = tmp_path / "run" / "other.npz"
     save_scores(other, s, c2c, [f"x{i}" for i in range(s.shape[1])])
     files = {}
     for seed in (0, 1):
-        files[seed] = tmp_path / f"s{seed}.npz"
+        files[seed] = tmp_path / "run" / f"s{seed}.npz"
         save_scores(files[seed], *_scores(seed), _clip_ids(12))
     files[2] = other
     with pytest.raises(InputError, match="different captions or clips"):
@@ -281,3 +282,61 @@ def test_schema_is_valid_json_schema() -> None:
 
     Draft202012Validator.check_schema(record_schema())
     assert json.loads(json.dumps(record_schema()))["properties"]["schema_version"]["const"] == 1
+
+
+# --------------------------------------------------------------------------- score files bound to their data
+def test_score_file_carries_caption_ids_hash_and_clip_digests(tmp_path: Path) -> None:
+    from dvtr_bench.protocol.fingerprint import fingerprint_from_digests, row_digest
+    from dvtr_bench.protocol.scores import captions_sha256
+
+    s, c2c = _scores(0, n_clips=3, caps=2)
+    ids = ["a", "b", "c"]
+    texts = [f"caption {k}" for k in range(6)]
+    digests = [row_digest(c, [], []) for c in ids]
+    save_scores(tmp_path / "s.npz", s, c2c, ids, caption_texts=texts, clip_digests=digests)
+    sf = load_scores(tmp_path / "s.npz", mmap=True)
+    assert sf.format_version == 2 and sf.bound
+    assert sf.caption_ids == ["a#0", "a#1", "b#0", "b#1", "c#0", "c#1"]       # the engine's ids by default
+    assert sf.captions_sha256 == captions_sha256(texts) and sf.clip_digests == digests
+    assert sf.fingerprint == fingerprint_from_digests(ids, digests)
+    assert fingerprint_from_digests(ids[::-1], digests[::-1]) == sf.fingerprint   # order does not matter
+    # Without the texts (e.g. for their license) the hash still binds the captions.
+    save_scores(tmp_path / "h.npz", s, c2c, ids, captions_hash=captions_sha256(texts), clip_digests=digests)
+    sf = load_scores(tmp_path / "h.npz")
+    assert sf.caption_texts is None and sf.captions_sha256 == captions_sha256(texts) and sf.bound
+    unbound = load_scores(tmp_path / "u.npz") if save_scores(tmp_path / "u.npz", s, c2c, ids) else None
+    assert unbound is not None and not unbound.bound and unbound.fingerprint is None
+    with pytest.raises(ValueError, match="captions_hash"):
+        save_scores(tmp_path / "x.npz", s, c2c, ids, caption_texts=texts, captions_hash="0" * 64)
+    with pytest.raises(ValueError, match="clip_digests"):
+        save_scores(tmp_path / "x.npz", s, c2c, ids, clip_digests=["nope"] * 3)
+
+
+def test_version_1_score_files_are_still_read(tmp_path: Path) -> None:
+    """The committed leaderboard holds score files of format 1 (no caption hash, no digests)."""
+    root = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
+    files = sorted(root.rglob("scores_seed*.npz"))
+    assert files
+    for f in files:
+        sf = load_scores(f, mmap=True)
+        if sf.format_version == 1:
+            assert not sf.bound and sf.fingerprint is None
+            assert sf.caption_texts is not None and len(sf.captions_sha256) == 64
+
+
+def test_score_files_are_read_without_pickle_and_explained(tmp_path: Path) -> None:
+    (tmp_path / "text.npz").write_text("hello, I am not a score file\n")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "objects.npy").rename(tmp_path / "objects.npz")
+    np.savez(tmp_path / "zipped.npz", scores=np.array([{"a": 1}], dtype=object))
+    np.savez_compressed(tmp_path / "compressed.npz", scores=np.zeros((2, 2)))
+    s, c2c = _scores(0)
+    save_scores(tmp_path / "good.npz", s, c2c, _clip_ids(12))
+    with zipfile.ZipFile(tmp_path / "extra.npz", "w") as zf:
+        zf.writestr("scores.npy", (tmp_path / "good.npz").read_bytes()[:10])
+        zf.writestr("evil.py", "print(1)")
+    for name in ("text.npz", "objects.npz", "zipped.npz", "compressed.npz", "extra.npz"):
+        with pytest.raises(InputError) as info:
+            load_scores(tmp_path / name)
+        msg = str(info.value).replace(str(tmp_path), "")
+        assert "not a score file" in msg and "pickle" not in msg and "unsafe" not in msg, msg

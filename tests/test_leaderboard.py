@@ -202,14 +202,14 @@ def test_cli_exit_codes(records: Path, tmp_path: Path, monkeypatch: pytest.Monke
     good = [str(p) for p in _good(records)]
     r = runner.invoke(cli, ["leaderboard", *good, "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
-    assert "MSAM" in r.output and "6 record(s) in 1 group(s), 0 left out" in r.output
+    assert "MSAM" in r.output and "6 record(s) in 1 group(s), 0 rejected" in r.output
 
     r = runner.invoke(cli, ["leaderboard", *good, "--out", str(tmp_path / "b"), "--verify", "--format", "md"])
     assert r.exit_code == 0, r.output
     assert "verified" in r.output
 
     r = runner.invoke(cli, ["leaderboard", str(records), "--out", str(tmp_path / "c"), "--format", "md"])
-    assert r.exit_code == 3, r.output                      # the invalid record is left out
+    assert r.exit_code == 4, r.output                      # the invalid record is rejected
     assert "Left out (1)" in r.output and "93-invalid" in r.output
 
     r = runner.invoke(cli, ["leaderboard", str(records), "--out", str(tmp_path / "d"), "--verify", "--format", "md"])

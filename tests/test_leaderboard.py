@@ -135,7 +135,7 @@ def test_markdown_csv_latex_html_content(records: Path) -> None:
     (g,) = col.groups
     md = to_markdown(g)
     assert "| 1 | MSAM† |" in md                          # transductive mark
-    assert "MSAM†‡" in md and "dual_softmax" in md          # re-ranked: its own, flagged row
+    assert "| MSAM + dual_softmax†‡ |" in md                # re-ranked: its own, flagged row
     assert "CLIP zero-shot" in md and " ± " in md
     assert md.count("\n| ") == len(g.entries) + 1           # header + one line per record
     assert "**" in md                                       # best compliant values are bold

@@ -17,83 +17,18 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from dvtr_bench.leaderboard.cells import (DIRECTION_METRICS, LEGEND, MARK_FEW_SEEDS, MARK_RERANKED,
+                                          MARK_TRANSDUCTIVE, METRIC_HEADERS, TABLE_METRICS, backbone, best_values,
+                                          cost_cells, fmt_sig, fmt_value, is_best, marks, method_name, metric_cell,
+                                          one_line, setting)
 from dvtr_bench.leaderboard.collect import Entry, Group
 from dvtr_bench.protocol import v1
 from dvtr_bench.protocol.metrics import HIGHER_IS_BETTER
 
-DIRECTION_METRICS = ("r1", "r5", "r10", "medr", "meanr", "map")
-METRIC_HEADERS = {"r1": "R@1", "r5": "R@5", "r10": "R@10", "medr": "MdR", "meanr": "MnR", "map": "mAP"}
-TABLE_METRICS = tuple(f"{d}_{m}" for d in ("t2v", "v2t") for m in DIRECTION_METRICS) + ("rsum", "mr")
-
-MARK_TRANSDUCTIVE = "†"
-MARK_RERANKED = "‡"
-MARK_FEW_SEEDS = "*"
-
-LEGEND = (f"{MARK_TRANSDUCTIVE} transductive: a score depends on other test captions or clips. "
-          f"{MARK_RERANKED} test-time re-ranking (named in the Setting column), always its own row. "
-          f"{MARK_FEW_SEEDS} trained method reported on fewer than {len(v1.SEEDS)} seeds. "
-          "Values are means over seeds, ± the sample standard deviation. Bold: best value among rows that are "
-          "neither transductive nor re-ranked. Ranked by RSum (sum of the six recalls), then text→video R@1.")
-
-
-# --------------------------------------------------------------------------------------------- cells
-def marks(e: Entry) -> str:
-    return ((MARK_TRANSDUCTIVE if e.transductive else "") + (MARK_RERANKED if e.reranked else "")
-            + (MARK_FEW_SEEDS if e.too_few_seeds else ""))
-
-
-def setting(e: Entry) -> str:
-    base = "zero-shot" if e.zero_shot else f"fine-tuned ({e.record['checkpoint_selection'].replace('_', ' ')})"
-    if e.reranked:
-        base += f" + {e.record['reranking']}"
-    return base
-
-
-def backbone(e: Entry) -> str:
-    b = e.record["backbone"]
-    return f"{b['name']} ({b['pretrained']})" if b.get("pretrained") else f"{b['name']} (random init)"
-
-
-def fmt_value(x: Optional[float], digits: int = 1) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
-def metric_cell(e: Entry, key: str) -> tuple[str, Optional[str]]:
-    """(mean, std) formatted; std is None when the record has one seed."""
-    std = e.std[key] if e.std is not None else None
-    return fmt_value(e.mean[key]), (None if std is None else fmt_value(std))
-
-
-def best_values(group: Group) -> dict[str, float]:
-    """Best mean per metric among compliant rows (nothing when there is no compliant row)."""
-    out: dict[str, float] = {}
-    for key in TABLE_METRICS:
-        vals = [e.mean[key] for e in group.entries if e.compliant]
-        if vals:
-            out[key] = max(vals) if HIGHER_IS_BETTER[key] else min(vals)
-    return out
-
-
-def _is_best(e: Entry, key: str, best: dict[str, float]) -> bool:
-    # Compare at display precision: a 45.31 vs 45.34 "win" that reads 45.3 vs 45.3 is not shown as one.
-    return e.compliant and key in best and fmt_value(e.mean[key]) == fmt_value(best[key])
-
-
-def cost_cells(e: Entry) -> dict[str, str]:
-    c = e.record["cost"]
-    p = c.get("parameters")
-    params = "–" if p is None else (f"{p / 1e6:.1f}" if p >= 1e5 else f"{p / 1e6:.3f}")
-    t = c.get("train_time_s")
-    if t is None:
-        train = "–"
-    elif t < 120:
-        train = f"{t:.0f} s"
-    elif t < 7200:
-        train = f"{t / 60:.0f} min"
-    else:
-        train = f"{t / 3600:.1f} h"
-    return {"params_m": params, "gflops": fmt_value(c.get("gflops_per_clip")),
-            "clips_per_s": fmt_value(c.get("eval_clips_per_s")), "train_time": train}
+__all__ = ["CSV_FIELDS", "DIRECTION_METRICS", "FORMATS", "LEGEND", "MARK_FEW_SEEDS", "MARK_RERANKED",
+           "MARK_TRANSDUCTIVE", "METRIC_HEADERS", "TABLE_METRICS", "backbone", "best_values", "cost_cells",
+           "fmt_sig", "fmt_value", "is_best", "latex_escape", "marks", "metric_cell", "plot_png", "setting",
+           "to_csv", "to_html", "to_latex", "to_markdown", "write_group"]
 
 
 # ------------------------------------------------------------------------------------------ markdown
@@ -112,12 +47,12 @@ def to_markdown(group: Group, heading_level: int = 2) -> str:
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(align) + "|")
     for i, e in enumerate(group.entries):
-        cells = [str(i + 1), _md_escape(e.record["method"]) + marks(e), _md_escape(backbone(e)),
+        cells = [str(i + 1), _md_escape(method_name(e)) + marks(e), _md_escape(backbone(e)),
                  _md_escape(setting(e)), str(e.n_seeds)]
         for key in TABLE_METRICS:
             mean, std = metric_cell(e, key)
             text = mean if std is None else f"{mean} ± {std}"
-            cells.append(f"**{text}**" if _is_best(e, key, best) else text)
+            cells.append(f"**{text}**" if is_best(e, key, best) else text)
         c = cost_cells(e)
         cells += [c["params_m"], c["gflops"], c["clips_per_s"], c["train_time"]]
         lines.append("| " + " | ".join(cells) + " |")
@@ -126,7 +61,8 @@ def to_markdown(group: Group, heading_level: int = 2) -> str:
 
 
 def _md_escape(s: str) -> str:
-    return s.replace("|", "\\|")
+    # One line, no table separator, no HTML: a name must not break or inject into the table.
+    return one_line(s).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # ----------------------------------------------------------------------------------------------- csv
@@ -215,7 +151,7 @@ def to_latex(group: Group) -> str:
         cells = [str(i + 1), name, latex_escape(backbone(e))]
         for key in TABLE_METRICS:
             mean, std = metric_cell(e, key)
-            text = rf"\textbf{{{mean}}}" if _is_best(e, key, best) else mean
+            text = rf"\textbf{{{mean}}}" if is_best(e, key, best) else mean
             if std is not None:
                 text += rf"{{\scriptsize$\pm${std}}}"
             cells.append(text)
@@ -338,11 +274,11 @@ def to_html(group: Group, png: Optional[bytes] = None, generated_by: str = "dvtr
         for key in TABLE_METRICS:
             mean, std = metric_cell(e, key)
             text = mean + ("" if std is None else f' <span class="std">± {std}</span>')
-            tds.append(_td(e.mean[key], text, "best" if _is_best(e, key, best) else ""))
+            tds.append(_td(e.mean[key], text, "best" if is_best(e, key, best) else ""))
         p = c.get("parameters")
         tds += [_td(None if p is None else p / 1e6, cost_cells(e)["params_m"]),
-                _td(c.get("gflops_per_clip"), fmt_value(c.get("gflops_per_clip"))),
-                _td(c.get("eval_clips_per_s"), fmt_value(c.get("eval_clips_per_s"))),
+                _td(c.get("gflops_per_clip"), fmt_sig(c.get("gflops_per_clip"))),
+                _td(c.get("eval_clips_per_s"), fmt_sig(c.get("eval_clips_per_s"))),
                 _td(c.get("train_time_s"), fmt_value(c.get("train_time_s"), 0))]
         cls = ' class="flagged"' if not e.compliant else ""
         title = esc(f"record: {e.path}\nconfig_hash: {e.record['config_hash']}\ncreated: {e.record['created_at']}")

@@ -160,7 +160,7 @@ def test_markdown_csv_latex_html_content(records: Path) -> None:
     assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
     assert page.count('<tr class="flagged"') == 2          # MSAM and MSAM + dual softmax
     assert "data:image/png;base64," in page
-    assert page.count("<tr") == len(g.entries) + 1
+    assert page.count("<tr") == len(g.entries) + 2          # two header rows: column groups and columns
 
 
 def test_html_escapes_names(records: Path) -> None:
@@ -243,19 +243,20 @@ def test_cli_format_subset_and_default_input(records: Path, tmp_path: Path, monk
 _DOM_STUB = """
 const js = require('fs').readFileSync(process.argv[2], 'utf8');
 function cell(v) { return {dataset: {v: String(v)}}; }
-const rows = [[1, 'b', 5], [2, 'a', 7], [3, 'c', '']].map(r => ({cells: r.map(cell), id: r[0]}));
+const rows = [[1, 'b', 5, 9], [2, 'a', 7, 3], [3, 'c', '', 4]].map(r => ({cells: r.map(cell), id: r[0]}));
 const body = {rows: rows.slice(), appendChild(r) { this.rows.splice(this.rows.indexOf(r), 1); this.rows.push(r); }};
-function th(type) {
-  return {dataset: {type}, classList: {s: new Set(), contains(c) { return this.s.has(c); },
-          add(c) { this.s.add(c); }, remove(...c) { c.forEach(x => this.s.delete(x)); }},
-          addEventListener(e, f) { this.f = f; }};
+function th(col, type, better) {
+  const attrs = {};
+  return {dataset: {col: String(col), type, better}, addEventListener(e, f) { this.f = f; },
+          getAttribute(a) { return a in attrs ? attrs[a] : null; }, setAttribute(a, v) { attrs[a] = v; },
+          removeAttribute(a) { delete attrs[a]; }};
 }
-const heads = [th('num'), th('txt'), th('num')];
+const heads = [th(0, 'num', 'lower'), th(1, 'txt'), th(2, 'num', 'higher'), th(3, 'num', 'lower')];
 global.document = {querySelectorAll() { return [{querySelectorAll() { return heads; }, tBodies: [body]}]; }};
 eval(js);
 const order = () => body.rows.map(r => r.id).join(',');
-heads[2].f(); const a = order(); heads[2].f(); const b = order(); heads[1].f(); const c = order();
-console.log([a, b, c].join(' '));
+const click = i => { heads[i].f(); return order(); };
+console.log([click(2), click(2), click(1), click(3), click(3)].join(' '));
 """
 
 
@@ -271,5 +272,6 @@ def test_html_sort_script_runs(records: Path, tmp_path: Path) -> None:
     (tmp_path / "stub.js").write_text(_DOM_STUB)
     out = subprocess.run([node, str(tmp_path / "stub.js"), str(tmp_path / "sort.js")], capture_output=True,
                          text=True, check=True).stdout.split()
-    # Numeric ascending, then descending (blank values last both times); text ascending.
-    assert out == ["1,2,3", "2,1,3", "2,1,3"]
+    # Higher-is-better: best (highest) first, then reversed; blanks last both times. Text: A to Z.
+    # Lower-is-better: best (lowest) first, then reversed.
+    assert out == ["2,1,3", "1,2,3", "2,1,3", "2,3,1", "1,3,2"]

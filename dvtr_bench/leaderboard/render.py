@@ -164,31 +164,47 @@ def plot_png(group: Group, dpi: int = 120) -> bytes:
 
 # ---------------------------------------------------------------------------------------------- html
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222}
-h1{font-size:1.4rem}table{border-collapse:collapse;font-size:.85rem}
-th,td{padding:.3rem .5rem;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
-th{cursor:pointer;background:#f4f4f4;position:sticky;top:0;user-select:none}
-th.txt,td.txt{text-align:left}th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
-tr.flagged td{background:#fff8e6}td.best{font-weight:700}.std{color:#777;font-size:.75rem}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#222}
+h1{font-size:1.3rem;margin:.2rem 0 .6rem}
+.wrap{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;font-size:.8rem;line-height:1.2}
+th,td{padding:.25rem .35rem;border-bottom:1px solid #ddd;text-align:right;vertical-align:top}
+td{white-space:nowrap}
+thead th{background:#f4f4f4;position:sticky;top:0;font-weight:600}
+thead tr.groups th{text-align:center;border-bottom:1px solid #bbb;font-weight:500;color:#555}
+th button{all:unset;cursor:pointer;display:block;width:100%;text-align:inherit}
+th button:focus-visible{outline:2px solid #36c}
+th.txt,td.txt{text-align:left}
+td.txt{white-space:normal;min-width:4rem;max-width:11rem}
+th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending] button::after{content:" \\25BC"}
+th.rank,td.rank{background:#eef5ff}
+tr.flagged td{background:#fff8e6}tr.flagged td.rank{background:#f3ecd9}
+td.best .m{font-weight:700}.s{display:block;color:#777;font-size:.7rem}
 .legend,.meta{font-size:.8rem;color:#555;max-width:60rem}img{max-width:100%;margin-top:1rem}
 """
 
+# Sorting: a header's first click puts the best row on top (descending for higher-is-better columns,
+# ascending for lower-is-better ones and for text); the next click reverses. Empty cells always sort last.
+# The whole header cell takes the click (the button inside it, for the keyboard, bubbles up to it).
 _JS = """
 document.querySelectorAll('table.lb').forEach(function(table){
-  var heads=table.querySelectorAll('thead th');
-  heads.forEach(function(th,col){
+  var heads=table.querySelectorAll('thead th[data-col]');
+  heads.forEach(function(th){
     th.addEventListener('click',function(){
-      var asc=!th.classList.contains('sorted-asc');
-      heads.forEach(function(h){h.classList.remove('sorted-asc','sorted-desc');});
-      th.classList.add(asc?'sorted-asc':'sorted-desc');
+      var col=+th.dataset.col, num=th.dataset.type==='num';
+      var first=th.dataset.better==='higher'?'descending':'ascending';
+      var cur=th.getAttribute('aria-sort');
+      var dir=cur?(cur==='ascending'?'descending':'ascending'):first;
+      heads.forEach(function(h){h.removeAttribute('aria-sort');});
+      th.setAttribute('aria-sort',dir);
+      var sign=dir==='ascending'?1:-1;
       var body=table.tBodies[0], rows=Array.prototype.slice.call(body.rows);
-      var num=th.dataset.type==='num';
       rows.sort(function(a,b){
         var x=a.cells[col].dataset.v, y=b.cells[col].dataset.v;
         if(num){x=x===''?NaN:parseFloat(x);y=y===''?NaN:parseFloat(y);
           if(isNaN(x)&&isNaN(y))return 0;if(isNaN(x))return 1;if(isNaN(y))return -1;
-          return asc?x-y:y-x;}
-        return asc?x.localeCompare(y):y.localeCompare(x);
+          return sign*(x-y);}
+        return sign*x.localeCompare(y);
       });
       rows.forEach(function(r){body.appendChild(r);});
     });
@@ -197,38 +213,72 @@ document.querySelectorAll('table.lb').forEach(function(table){
 """
 
 
+def _columns() -> list[tuple[str, str, str, Optional[str]]]:
+    """(group, header, type, better) of every column, in page order: rank, method and the ranking metric
+    first, so that they are on screen without scrolling; then each direction; then setting and cost."""
+    from dvtr_bench.protocol.metrics import HIGHER_IS_BETTER
+
+    def better(key: str) -> str:
+        return "higher" if HIGHER_IS_BETTER[key] else "lower"
+
+    cols: list[tuple[str, str, str, Optional[str]]] = [("", "#", "num", "lower"), ("", "Method", "txt", None),
+                                                         ("", "RSum", "num", better("rsum")),
+                                                         ("", "mR", "num", better("mr"))]
+    for d, name in (("t2v", "Text → video"), ("v2t", "Video → text")):
+        cols += [(name, METRIC_HEADERS[m], "num", better(f"{d}_{m}")) for m in DIRECTION_METRICS]
+    cols += [("", "Setting", "txt", None), ("", "Seeds", "num", "higher"), ("", "Backbone", "txt", None),
+             ("Cost", "Params (M)", "num", "lower"), ("Cost", "GFLOPs/clip", "num", "lower"),
+             ("Cost", "Eval clips/s", "num", "higher"), ("Cost", "Train time", "num", "lower")]
+    return cols
+
+
 def to_html(group: Group, png: Optional[bytes] = None, generated_by: str = "dvtr leaderboard") -> str:
-    """A self-contained page: sortable table (click a header), legend, and the plot inlined as data URI."""
+    """A self-contained page: sortable table (click a header: best first), legend, and the plot inlined."""
     best = best_values(group)
     esc = html.escape
-    cols: list[tuple[str, str]] = [("#", "num"), ("Method", "txt"), ("Backbone", "txt"), ("Setting", "txt"),
-                                   ("Seeds", "num")]
-    cols += [(f"T2V {METRIC_HEADERS[m]}", "num") for m in DIRECTION_METRICS]
-    cols += [(f"V2T {METRIC_HEADERS[m]}", "num") for m in DIRECTION_METRICS]
-    cols += [("RSum", "num"), ("mR", "num"), ("Params (M)", "num"), ("GFLOPs/clip", "num"),
-             ("Eval clips/s", "num"), ("Train time (s)", "num")]
-    head = "".join(f'<th data-type="{t}" class="{"txt" if t == "txt" else "num"}">{esc(n)}</th>' for n, t in cols)
+    cols = _columns()
+    # Header: one row of column groups (directions, cost), one row of sortable column names.
+    spans: list[tuple[str, int]] = []
+    for g, *_ in cols:
+        if spans and spans[-1][0] == g:
+            spans[-1] = (g, spans[-1][1] + 1)
+        else:
+            spans.append((g, 1))
+    group_row = "".join(f'<th colspan="{n}"' + (' scope="colgroup"' if g else "") + f">{esc(g)}</th>"
+                        for g, n in spans)
+    names = []
+    for j, (_, name, typ, better) in enumerate(cols):
+        cls = ["txt" if typ == "txt" else "num"] + (["rank"] if name == "RSum" else [])
+        tip = {"higher": "higher is better", "lower": "lower is better"}.get(better or "", "")
+        attrs = f' data-col="{j}" data-type="{typ}"' + (f' data-better="{better}"' if better else "")
+        attrs += f' title="{tip}"' if tip else ""
+        names.append(f'<th class="{" ".join(cls)}" scope="col"{attrs}><button type="button">{esc(name)}'
+                     "</button></th>")
     rows = []
     for i, e in enumerate(group.entries):
         c = e.record["cost"]
-        tds = [_td(i + 1, str(i + 1)), _td(e.record["method"], esc(e.record["method"]) + esc(marks(e)), "txt"),
-               _td(backbone(e), esc(backbone(e)), "txt"), _td(setting(e), esc(setting(e)), "txt"),
-               _td(e.n_seeds, str(e.n_seeds))]
-        for key in TABLE_METRICS:
+        tds = [_td(i + 1, str(i + 1)), _td(one_line(method_name(e)),
+                                           esc(one_line(method_name(e))) + esc(marks(e)), "txt")]
+        for key in ("rsum", "mr") + tuple(f"{d}_{m}" for d in ("t2v", "v2t") for m in DIRECTION_METRICS):
             mean, std = metric_cell(e, key)
-            text = mean + ("" if std is None else f' <span class="std">± {std}</span>')
-            tds.append(_td(e.mean[key], text, "best" if is_best(e, key, best) else ""))
+            text = f'<span class="m">{mean}</span>' + ("" if std is None else f'<span class="s">± {std}</span>')
+            cls = " ".join(x for x in ("best" if is_best(e, key, best) else "", "rank" if key == "rsum" else "") if x)
+            tds.append(_td(e.mean[key], text, cls))
+        cc = cost_cells(e)
         p = c.get("parameters")
-        tds += [_td(None if p is None else p / 1e6, cost_cells(e)["params_m"]),
-                _td(c.get("gflops_per_clip"), fmt_sig(c.get("gflops_per_clip"))),
-                _td(c.get("eval_clips_per_s"), fmt_sig(c.get("eval_clips_per_s"))),
-                _td(c.get("train_time_s"), fmt_value(c.get("train_time_s"), 0))]
+        tds += [_td(one_line(setting(e)), esc(one_line(setting(e))), "txt"), _td(e.n_seeds, str(e.n_seeds)),
+                _td(one_line(backbone(e)), esc(one_line(backbone(e))), "txt"),
+                _td(None if p is None else p / 1e6, cc["params_m"]),
+                _td(c.get("gflops_per_clip"), cc["gflops"]),
+                _td(c.get("eval_clips_per_s"), cc["clips_per_s"]),
+                _td(c.get("train_time_s"), cc["train_time"])]
         cls = ' class="flagged"' if not e.compliant else ""
         title = esc(f"record: {e.path}\nconfig_hash: {e.record['config_hash']}\ncreated: {e.record['created_at']}")
         rows.append(f'<tr{cls} title="{title}">' + "".join(tds) + "</tr>")
     img = ""
     if png is not None:
-        img = f'<img alt="RSum against cost" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+        img = (f'<img alt="RSum against cost" width="1100" src="data:image/png;base64,'
+               f'{base64.b64encode(png).decode("ascii")}">')
     data = json.dumps({"fingerprint": group.fingerprint, "protocol_version": group.protocol_version})
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -241,14 +291,18 @@ def to_html(group: Group, png: Optional[bytes] = None, generated_by: str = "dvtr
 <body>
 <h1>{esc(group.title)}</h1>
 <p class="meta">Test split fingerprint <code>{esc(group.fingerprint)}</code>: {group.n_clips} clips,
-{group.n_captions} captions. Click a column header to sort. Generated by {esc(generated_by)}.</p>
+{group.n_captions} captions. Ranked by RSum (shaded). Click a column header to sort, best first; click
+again to reverse. Generated by {esc(generated_by)}.</p>
+<div class="wrap">
 <table class="lb">
-<thead><tr>{head}</tr></thead>
+<thead><tr class="groups">{group_row}</tr><tr>{"".join(names)}</tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody>
 </table>
-<p class="legend">{esc(LEGEND)} Highlighted rows are transductive or re-ranked.</p>
+</div>
+<p class="legend">{esc(LEGEND)} Highlighted rows are transductive or re-ranked. Below each mean: ± the
+sample standard deviation over seeds.</p>
 {img}
 <script type="application/json" id="group">{esc(data)}</script>
 <script>{_JS}</script>

@@ -119,10 +119,11 @@ def test_build_writes_every_format(records: Path, tmp_path: Path, capsys: pytest
     assert capsys.readouterr() == ("", "")                 # the library never prints
     assert len(res.outputs) == 2
     for slug, files in res.outputs.items():
-        assert set(files) == {"md", "csv", "tex", "tex-t2v", "tex-v2t", "html", "png"}
+        assert set(files) == {"md", "csv", "tex", "tex-t2v", "tex-v2t", "html", "png", "svg", "pdf"}
         for p in files.values():
             assert p.is_file() and p.stat().st_size > 0 and p.parent.name == slug
         assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert files["pdf"].read_bytes()[:5] == b"%PDF-" and b"<svg" in files["svg"].read_bytes()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["verified"] and {x["kind"] for x in summary["exclusions"]} == {"invalid", "verify"}
     index = (out / "index.md").read_text()

@@ -7,12 +7,13 @@ shows the outcome.
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
 from dvtr_bench.leaderboard.collect import (DISAGREE_KINDS, REJECT_KINDS, Collection, Entry, Exclusion, Group,
-                                            collect, collection_summary, dumps_summary, rank_key)
+                                            collect, collection_summary, rank_key)
 from dvtr_bench.leaderboard.render import FORMATS, to_markdown, write_group
 from dvtr_bench.progress import ProgressFn
 from dvtr_bench.protocol.binding import TestSplit
@@ -60,8 +61,18 @@ def build_leaderboard(inputs: Sequence[str | Path], out_dir: str | Path, verify:
     res.index.write_text(render_index(col), encoding="utf-8")
     (out / "index.html").write_text(_index_html(col, res.outputs), encoding="utf-8")
     res.summary = out / "summary.json"
-    res.summary.write_text(dumps_summary(col), encoding="utf-8")
+    summary = collection_summary(col)
+    # What made the files: the plots (and the page that inlines one) are byte-identical only under the same
+    # matplotlib, which tests/test_leaderboard_committed.py checks before comparing them.
+    summary["generated_with"] = {"dvtr": __version__, "matplotlib": _matplotlib_version()}
+    res.summary.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return res
+
+
+def _matplotlib_version() -> str:
+    import matplotlib
+
+    return str(matplotlib.__version__)
 
 
 def render_index(col: Collection) -> str:

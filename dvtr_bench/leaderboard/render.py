@@ -1,7 +1,9 @@
-"""Renderers of one leaderboard group: Markdown, CSV, LaTeX (booktabs), self-contained HTML, PNG plot.
+"""Renderers of one leaderboard group: Markdown, CSV, LaTeX (booktabs), self-contained HTML, plots.
 
-Every renderer is a pure function of a :class:`~dvtr_bench.leaderboard.collect.Group` returning text (or PNG
-bytes); :func:`write_group` writes them all. Values are means over seeds, with the sample std after ``±``
+Every renderer is a pure function of a :class:`~dvtr_bench.leaderboard.collect.Group` returning text (or
+image bytes); :func:`write_group` writes them all. LaTeX lives in :mod:`~dvtr_bench.leaderboard.latex`, the
+plots in :mod:`~dvtr_bench.leaderboard.plot` and the shared cell formatting in
+:mod:`~dvtr_bench.leaderboard.cells`; their public names are re-exported here. Values are means over seeds, with the sample std after ``±``
 when a record has several seeds. Marks: ``†`` transductive, ``‡`` test-time re-ranking, ``*`` a trained
 method reported on fewer seeds than protocol v1 asks for. **Bold** marks the best value of a column among
 the rows that are neither transductive nor re-ranked.
@@ -15,19 +17,20 @@ import html
 import io
 import json
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from dvtr_bench.leaderboard.cells import (DIRECTION_METRICS, LEGEND, MARK_FEW_SEEDS, MARK_RERANKED,
                                           MARK_TRANSDUCTIVE, METRIC_HEADERS, TABLE_METRICS, backbone, best_values,
                                           cost_cells, fmt_sig, fmt_value, is_best, marks, method_name, metric_cell,
                                           one_line, setting)
-from dvtr_bench.leaderboard.collect import Entry, Group
+from dvtr_bench.leaderboard.collect import Group
 from dvtr_bench.leaderboard.latex import latex_escape, latex_tables, to_latex
+from dvtr_bench.leaderboard.plot import PLOT_FORMATS, plot_bytes, plot_png
 
 __all__ = ["CSV_FIELDS", "DIRECTION_METRICS", "FORMATS", "LEGEND", "MARK_FEW_SEEDS", "MARK_RERANKED",
-           "MARK_TRANSDUCTIVE", "METRIC_HEADERS", "TABLE_METRICS", "backbone", "best_values", "cost_cells",
-           "fmt_sig", "fmt_value", "is_best", "latex_escape", "latex_tables", "marks", "metric_cell", "plot_png", "setting",
-           "to_csv", "to_html", "to_latex", "to_markdown", "write_group"]
+           "MARK_TRANSDUCTIVE", "METRIC_HEADERS", "PLOT_FORMATS", "TABLE_METRICS", "backbone", "best_values",
+           "cost_cells", "fmt_sig", "fmt_value", "is_best", "latex_escape", "latex_tables", "marks", "metric_cell",
+           "plot_bytes", "plot_png", "setting", "to_csv", "to_html", "to_latex", "to_markdown", "write_group"]
 
 
 # ------------------------------------------------------------------------------------------ markdown
@@ -101,65 +104,6 @@ def to_csv(group: Group) -> str:
 
 def _blank(x: Any) -> Any:
     return "" if x is None else x
-
-
-# ---------------------------------------------------------------------------------------------- plot
-def _cost_axes(group: Group) -> list[tuple[str, Callable[[Entry], Optional[float]], bool]]:
-    def gflops(e: Entry) -> Optional[float]:
-        return e.record["cost"].get("gflops_per_clip")
-
-    def params(e: Entry) -> Optional[float]:
-        p = e.record["cost"].get("parameters")
-        return None if p is None else p / 1e6
-
-    def throughput(e: Entry) -> Optional[float]:
-        return e.record["cost"].get("eval_clips_per_s")
-
-    first = ("GFLOPs per clip (video encoder)", gflops, False)
-    if not any(gflops(e) for e in group.entries):
-        first = ("parameters (millions)", params, False)
-    # (label, getter, higher_is_cheaper)
-    return [first, ("evaluation throughput (clips/s)", throughput, True)]
-
-
-def plot_png(group: Group, dpi: int = 120) -> bytes:
-    """RSum (mean ± std) against cost: GFLOPs/clip (parameters when unknown) and evaluation throughput."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 4.4), dpi=dpi)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2)
-    for ax, (label, getter, _) in zip(axes, _cost_axes(group)):
-        pts = [(getter(e), e) for e in group.entries]
-        pts = [(x, e) for x, e in pts if x is not None and x > 0]
-        missing = len(group.entries) - len(pts)
-        for x, e in pts:
-            style = ("^", "tab:orange") if e.transductive else ("o", "tab:blue")
-            y = e.mean["rsum"]
-            yerr = e.std["rsum"] if e.std is not None else None
-            ax.errorbar([x], [y], yerr=None if yerr is None else [yerr], fmt=style[0], color=style[1],
-                        mfc="none" if e.reranked else style[1], ms=8, capsize=3)
-            ax.annotate(e.record["method"] + marks(e), (x, y), textcoords="offset points", xytext=(6, 4),
-                        fontsize=8)
-        if pts:
-            xs = [x for x, _ in pts]
-            if max(xs) / min(xs) > 20:
-                ax.set_xscale("log")
-        else:
-            ax.text(0.5, 0.5, "not reported by any record", ha="center", va="center", transform=ax.transAxes)
-        if missing:
-            ax.text(0.99, 0.01, f"{missing} record(s) without this figure not shown", ha="right", va="bottom",
-                    transform=ax.transAxes, fontsize=7, color="gray")
-        ax.set_xlabel(label)
-        ax.set_ylabel("RSum (sum of six recalls)")
-        ax.grid(True, alpha=0.3)
-    fig.suptitle(f"{group.title}: accuracy vs cost   (● protocol-compliant, ▲ transductive, hollow = re-ranked)",
-                 fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------- html
@@ -326,7 +270,8 @@ def write_group(group: Group, out_dir: str | Path, formats: tuple[str, ...] = FO
     """Write every requested format of a group to ``out_dir/<group.slug>/``; returns the paths by key.
 
     ``tex`` writes ``leaderboard.tex`` (the one-column table) and ``leaderboard-t2v.tex`` /
-    ``leaderboard-v2t.tex`` (keys ``tex-t2v``, ``tex-v2t``).
+    ``leaderboard-v2t.tex`` (keys ``tex-t2v``, ``tex-v2t``); ``png`` writes the plot as
+    ``leaderboard.png``, ``.svg`` and ``.pdf`` (keys ``png``, ``svg``, ``pdf``).
     """
     unknown = set(formats) - set(FORMATS)
     if unknown:
@@ -338,18 +283,20 @@ def write_group(group: Group, out_dir: str | Path, formats: tuple[str, ...] = FO
     texts = {"md": lambda: to_markdown(group), "csv": lambda: to_csv(group),
              "html": lambda: to_html(group, png=png, generated_by=generated_by)}
     for fmt in formats:
-        path = d / f"leaderboard.{fmt}"
         if fmt == "png":
             assert png is not None
-            path.write_bytes(png)
+            for kind in PLOT_FORMATS:
+                path = d / f"leaderboard.{kind}"
+                path.write_bytes(png if kind == "png" else plot_bytes(group, kind))
+                written[kind] = path
         elif fmt == "tex":
             for part, table in latex_tables(group).items():
                 key = "tex" if part == "main" else f"tex-{part}"
                 path = d / ("leaderboard.tex" if part == "main" else f"leaderboard-{part}.tex")
                 path.write_text(table.render(), encoding="utf-8")
                 written[key] = path
-            continue
         else:
+            path = d / f"leaderboard.{fmt}"
             path.write_text(texts[fmt](), encoding="utf-8")
-        written[fmt] = path
+            written[fmt] = path
     return written

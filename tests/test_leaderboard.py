@@ -41,27 +41,30 @@ def _good(d: Path) -> list[Path]:
 # --------------------------------------------------------------------------------------------- collect
 def test_collect_groups_ranks_and_explains(records: Path) -> None:
     col = collect([records])
-    assert col.n_files == 10
+    assert col.n_files == 12
     by_name = {g.dataset_name: g for g in col.groups}
     assert set(by_name) == {"example-random", "example-other"}
     main = by_name["example-random"]
-    # The edited record is schema-valid and self-consistent: only --verify can catch it.
-    assert len(main.entries) == 8
+    # The edited record, the replaced score file and the record claiming the wrong split are schema-valid
+    # and self-consistent: only --verify can catch them.
+    assert len(main.entries) == 9
     rsums = [e.mean["rsum"] for e in main.entries]
     assert rsums == sorted(rsums, reverse=True)
     assert len(by_name["example-other"].entries) == 1        # never mixed with the other dataset
-    (bad,) = col.exclusions
+    bad, cut = sorted(col.exclusions, key=lambda x: x.path)
     assert bad.kind == "invalid" and "93-invalid" in bad.path
     assert "'cost' is a required property" in bad.reason and "v2t_r10" in bad.reason
+    assert cut.kind == "unreadable" and "95-truncated" in cut.path and "not valid JSON" in cut.reason
 
 
 def test_verify_leaves_out_edited_and_replaced(records: Path) -> None:
     col = collect([records], verify=True)
-    failures = {Path(x.path).parent.name: x.reason for x in col.verify_failures}
-    assert set(failures) == {"91-edited", "92-replaced"}
-    assert "t2v_r1: recorded" in failures["91-edited"] and "recomputed" in failures["91-edited"]
-    assert "sha256 mismatch" in failures["92-replaced"]
-    assert all(e.verified for g in col.groups for e in g.entries)
+    failures = {Path(x.path).parent.name: x for x in col.verify_failures}
+    assert set(failures) == {"91-edited", "92-replaced", "94-other-split"}
+    assert "t2v_r1: recorded" in failures["91-edited"].reason and "recomputed" in failures["91-edited"].reason
+    assert "sha256 mismatch" in failures["92-replaced"].reason
+    assert failures["94-other-split"].kind == "binding" and "fingerprint" in failures["94-other-split"].reason
+    assert all(e.verified and e.bound for g in col.groups for e in g.entries)
 
 
 def test_mismatched_size_and_duplicates_are_left_out(records: Path) -> None:
@@ -125,7 +128,8 @@ def test_build_writes_every_format(records: Path, tmp_path: Path, capsys: pytest
         assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert files["pdf"].read_bytes()[:5] == b"%PDF-" and b"<svg" in files["svg"].read_bytes()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["verified"] and {x["kind"] for x in summary["exclusions"]} == {"invalid", "verify"}
+    assert summary["verified"]
+    assert {x["kind"] for x in summary["exclusions"]} == {"invalid", "unreadable", "verify", "binding"}
     index = (out / "index.md").read_text()
     assert "## Left out" in index and "93-invalid" in index and "example-other" in index
     assert "index.html" in {p.name for p in out.iterdir()}
@@ -209,8 +213,8 @@ def test_cli_exit_codes(records: Path, tmp_path: Path, monkeypatch: pytest.Monke
     assert "verified" in r.output
 
     r = runner.invoke(cli, ["leaderboard", str(records), "--out", str(tmp_path / "c"), "--format", "md"])
-    assert r.exit_code == 4, r.output                      # the invalid record is rejected
-    assert "Left out (1)" in r.output and "93-invalid" in r.output
+    assert r.exit_code == 4, r.output                      # the invalid and the truncated record are rejected
+    assert "Left out (2)" in r.output and "93-invalid" in r.output and "95-truncated" in r.output
 
     r = runner.invoke(cli, ["leaderboard", str(records), "--out", str(tmp_path / "d"), "--verify", "--format", "md"])
     assert r.exit_code == 1, r.output                      # edited number caught

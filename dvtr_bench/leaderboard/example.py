@@ -7,14 +7,17 @@ The scores are random with a per-method signal added on the correct pairs, so th
 about any method; the records themselves are real (score files, sha256, engine metrics, schema-valid) and
 bound to an imaginary test split: its captions are made up and its clips have no frames, and the score
 files carry its clip digests, so the fingerprint is the one that split would have.
-``--with-problems`` adds a record on another dataset, an invalid record, an edited number (caught by
-``--verify``) and a record whose score file was replaced.
+``--with-problems`` adds a record on another dataset, an invalid record, an edited number and a record whose
+score file was replaced (both caught by ``--verify``), a record claiming the main test split for scores
+computed on the other one (caught by ``--verify`` through the score files' clip digests) and a truncated
+record file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +140,21 @@ def make_example_records(out_dir: str | Path, n_clips: int = 200, captions_per_c
         rec["runs"][0]["metrics"]["v2t_r10"] = 140.0
         (bad_dir / "record.json").write_text(json.dumps(rec, indent=2) + "\n")
         paths.append(bad_dir / "record.json")
+        # A record that claims the main test split for scores computed on the other one (edited by hand:
+        # build_record refuses to write it). Only the score files' clip digests can tell.
+        moved = out / "94-other-split"
+        shutil.copytree(paths[6].parent, moved)
+        rec = json.loads((moved / "record.json").read_text())
+        rec["method"] = "X-Pool"
+        rec["dataset"].update(name=split.name, fingerprint=split.fingerprint)
+        (moved / "record.json").write_text(json.dumps(rec, indent=2) + "\n")
+        paths.append(moved / "record.json")
+        # A record cut short (a failed copy): unreadable, and listed as such rather than skipped.
+        cut = out / "95-truncated"
+        cut.mkdir(parents=True, exist_ok=True)
+        text = paths[1].read_text()
+        (cut / "record.json").write_text(text[: len(text) // 3])
+        paths.append(cut / "record.json")
     return paths
 
 

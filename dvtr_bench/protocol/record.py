@@ -522,8 +522,10 @@ def verify_record(rec: Mapping[str, Any], record_path: str | os.PathLike[str], c
                                        f"{ds['n_captions']}x{ds['n_clips']}"))
             continue
         if sf.fingerprint is not None and sf.fingerprint != ds["fingerprint"]:
-            problems.append(("binding", f"{where}: its score file scores test split {sf.fingerprint[:16]}…, but "
-                                        f"the record claims dataset fingerprint {ds['fingerprint'][:16]}…"))
+            wrong = [p for p in problems if p[0] == "binding" and sf.fingerprint[:16] in p[1]]
+            if not wrong:      # one sentence per wrong split, not one per seed
+                problems.append(("binding", f"{where}: its score file scores test split {sf.fingerprint[:16]}…, "
+                                            f"but the record claims dataset fingerprint {ds['fingerprint'][:16]}…"))
         if first is None:
             first = sf
         elif sf.content_key() != first.content_key():

@@ -140,11 +140,15 @@ def test_cli_dataset_option(dataset_dir: Path, split: TestSplit, tmp_path: Path,
                             "--format", "md"])
     assert r.exit_code == 0, r.output
     assert "verified against their score files and the dataset" in " ".join(r.output.split())
+    assert "unbound" not in r.output                # checked against the dataset: bound by it
     assert json.loads(Path("t/summary.json").read_text())["groups"][0]["rows"][0]["dataset_checked"] is True
     r = runner.invoke(cli, ["leaderboard", "r", "--out", "t", "--dataset", str(dataset_dir)])
     assert r.exit_code == 2 and "--verify" in r.output
     r = runner.invoke(cli, ["leaderboard", "r", "--out", "t", "--verify", "--dataset", "r"])
     assert r.exit_code == 2 and "not a dvtr dataset" in r.output
+    _record(tmp_path / "u" / "old", split, "old-format", writer=_save_v1)
+    r = runner.invoke(cli, ["leaderboard", "u", "--out", "tu", "--verify", "--format", "md"])
+    assert r.exit_code == 0 and "✓ unbound" in r.output and "1 row(s) are unbound" in " ".join(r.output.split())
     shutil.copytree(tmp_path / "r" / "honest", tmp_path / "r" / "texts")
     rec = json.loads(Path("r/texts/record.json").read_text())
     for run in rec["runs"]:

@@ -95,7 +95,8 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, verify: bool, datasets
                 mean, std = metric_cell(e, key)
                 cells.append(mean if std is None else f"{mean}±{std}")
             if verify:
-                cells.append("[green]✓[/green]" if e.verified else "")
+                unbound = e.verified and e.bound is False and not e.dataset_checked
+                cells.append("[yellow]✓ unbound[/yellow]" if unbound else "[green]✓[/green]" if e.verified else "")
             t.add_row(*cells, style=None if e.compliant else "yellow")
         console.print(t)
     if any(not e.compliant for g in col.groups for e in g.entries) or any(e.too_few_seeds for g in col.groups
@@ -143,10 +144,14 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, verify: bool, datasets
 
 def _test_split(dataset: Path, report: object) -> "TestSplit":
     """The test split of a dataset folder or Hub repo id, as the leaderboard checks records against it."""
+    import datasets
+
     from dvtr_bench.dataset.hub import load_dataset
     from dvtr_bench.errors import InputError
     from dvtr_bench.protocol.binding import TestSplit
 
+    # Its own bars would interleave with ours; the test split's fingerprint reports through `report`.
+    datasets.disable_progress_bars()
     ds = load_dataset(dataset)
     if "test" not in ds:
         raise InputError(f"the dataset has no test split (has: {', '.join(ds) or 'none'})", file=dataset)

@@ -40,7 +40,8 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     make_example_records(d / "records", n_clips=40)
     res = build_leaderboard([d / "records"], d / "tables", formats=("html",))
     (example,) = [files["html"] for files in res.outputs.values()]
-    return {"example": example}
+    committed = sorted((ROOT / "leaderboard" / "tables").glob("*/leaderboard.html"))
+    return {"example": example, "committed": committed[0]}
 
 
 # The helpers find columns by their header text in the last header row, so that they read any layout.
@@ -57,7 +58,7 @@ def _layout(page: Any) -> dict[str, Any]:
     }""")
 
 
-@pytest.mark.parametrize("which", ["example"])
+@pytest.mark.parametrize("which", ["example", "committed"])
 def test_ranking_column_is_on_screen_at_1400px(browser: Any, pages: dict[str, Path], which: str) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(pages[which].as_uri())
@@ -123,4 +124,5 @@ def test_first_click_sorts_best_first(browser: Any, pages: dict[str, Path]) -> N
 
 def test_screenshot_is_committed() -> None:
     assert SCREENSHOT.is_file() and SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "img/leaderboard_html.png" in (ROOT / "docs" / "leaderboard.md").read_text()
 

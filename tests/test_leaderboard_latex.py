@@ -179,3 +179,14 @@ def test_public_renderer_escapes_and_shows_setting_and_seeds(groups: dict[str, G
     for layout, preamble in _LAYOUTS.items():
         log = _compile(tmp_path, layout, r"\input{t.tex}", preamble)
         assert "Overfull" not in log, layout
+
+
+@needs_tex
+def test_committed_tables_compile(tmp_path: Path) -> None:
+    files = sorted((ROOT / "leaderboard" / "tables").glob("*/leaderboard*.tex"))
+    assert len(files) == 3
+    body = "\n".join(rf"\input{{{f.as_posix()}}}" for f in files)
+    for layout, preamble in _LAYOUTS.items():
+        log = _compile(tmp_path, layout, body, preamble)
+        assert "Overfull" not in log
+

@@ -157,8 +157,7 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
 
     from dvtr_bench.protocol.fingerprint import clip_digests
 
-    # Hashed once: every seed's score file carries them, and the record's fingerprint is made of them.
-    test_digests = clip_digests(ds["test"]) if info.is_main else {}
+    test_digests: dict[str, str] | None = None
     outcomes: list[SeedOutcome] = []
     method_obj = None
     sources: dict[str, Any] = {}  # decoded train/validation frames, shared by the seeds
@@ -174,6 +173,9 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
             tr = train(method_obj, ds["train"], ds["validation"], seed_dir, config=tcfg, seed=seed, device=dev,
                        resume=resume, progress=progress, sources=sources)
         # The test split is touched here, and only here: after the checkpoint was selected on validation.
+        if test_digests is None:
+            # Hashed once: every seed's score file carries them, and the record's fingerprint is made of them.
+            test_digests = clip_digests(ds["test"]) if info.is_main else {}
         scores_path = run_dir / f"scores_seed{seed}.npz"
         res = evaluate(method_obj, ds["test"], device=dev, split_name="test", batch_size=tcfg.eval_batch_size,
                        text_batch_size=tcfg.text_batch_size, num_workers=tcfg.num_workers,
@@ -190,7 +192,7 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
 
     record_path = run_dir / "record.json"
     if info.is_main:
-        assert method_obj is not None
+        assert method_obj is not None and test_digests is not None
         record = _make_record(recipe, tcfg, method_obj, test_digests, dataset, outcomes, zero_shot,
                               info.world_size, dev, time.perf_counter() - t_run, record_path, progress)
         from dvtr_bench.protocol.record import write_record

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.dvtr-installed
 PYTEST_ARGS ?=
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 RAY_AUTH_MODE=disabled
 
-.PHONY: venv demo test test-fast lint bench clean
+.PHONY: venv browser tex demo test test-fast lint bench clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,12 +16,24 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 
 venv: $(STAMP)
 
+# The browser tests (tests/test_leaderboard_browser.py) drive Debian's chromium through playwright, never a browser
+# playwright would download. A no-op when it is installed; CI runs as root on a clean Debian machine.
+browser:
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
+# pdflatex and booktabs, for the test that compiles the leaderboard's LaTeX tables and measures them
+# (tests/test_leaderboard_latex.py). About 15 MB and half a minute without recommends; a no-op when present.
+tex:
+	command -v pdflatex >/dev/null && kpsewhich booktabs.sty >/dev/null || (apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends texlive-latex-base \
+	  texlive-latex-recommended)
+
 demo: venv
 	$(VENV)/bin/dvtr demo --out demo-output
 
 # The whole suite: the linter, then every test, the wheel check (tests/test_wheel.py) and the slow
 # end-to-end runs included.
-test: lint
+test: lint browser tex
 	$(TEST_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The quick loop while editing: no linter, no slow end-to-end tests, stop at the first failure.

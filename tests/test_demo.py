@@ -70,3 +70,26 @@ def test_a_partial_step_finishes_the_demo_with_exit_code_3(tmp_path: Path, monke
     assert calls == ["synth", "build", "run", "run", "leaderboard"]
     assert result.exit_code == 3, result.output
     assert "partial: 2/4 build the dataset" in result.output
+
+
+def test_a_leaderboard_that_rejected_records_is_partial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    import dvtr_bench.commands.build_dataset as build_mod
+    import dvtr_bench.commands.leaderboard as lb_mod
+    import dvtr_bench.commands.run_baseline as rb_mod
+    import dvtr_bench.commands.synth as synth_mod
+
+    def fake(name: str, code: int = 0) -> click.Command:
+        def callback(**kwargs: object) -> None:
+            if code:
+                raise click.exceptions.Exit(code)
+        return click.Command(name, callback=callback, params=[])
+
+    monkeypatch.setattr(synth_mod, "synth", fake("synth"))
+    monkeypatch.setattr(build_mod, "build_dataset", fake("build"))
+    monkeypatch.setattr(rb_mod, "run_baseline", fake("run"))
+    monkeypatch.setattr(lb_mod, "leaderboard", fake("leaderboard", code=4))   # a record file was rejected
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path), "--methods", "meanP"])
+    assert result.exit_code == 3, result.output
+    assert "partial: 4/4 leaderboard" in result.output

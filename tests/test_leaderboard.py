@@ -41,27 +41,30 @@ def _good(d: Path) -> list[Path]:
 # --------------------------------------------------------------------------------------------- collect
 def test_collect_groups_ranks_and_explains(records: Path) -> None:
     col = collect([records])
-    assert col.n_files == 10
+    assert col.n_files == 12
     by_name = {g.dataset_name: g for g in col.groups}
     assert set(by_name) == {"example-random", "example-other"}
     main = by_name["example-random"]
-    # The edited record is schema-valid and self-consistent: only --verify can catch it.
-    assert len(main.entries) == 8
+    # The edited record, the replaced score file and the record claiming the wrong split are schema-valid
+    # and self-consistent: only --verify can catch them.
+    assert len(main.entries) == 9
     rsums = [e.mean["rsum"] for e in main.entries]
     assert rsums == sorted(rsums, reverse=True)
     assert len(by_name["example-other"].entries) == 1        # never mixed with the other dataset
-    (bad,) = col.exclusions
+    bad, cut = sorted(col.exclusions, key=lambda x: x.path)
     assert bad.kind == "invalid" and "93-invalid" in bad.path
     assert "'cost' is a required property" in bad.reason and "v2t_r10" in bad.reason
+    assert cut.kind == "unreadable" and "95-truncated" in cut.path and "not valid JSON" in cut.reason
 
 
 def test_verify_leaves_out_edited_and_replaced(records: Path) -> None:
     col = collect([records], verify=True)
-    failures = {Path(x.path).parent.name: x.reason for x in col.verify_failures}
-    assert set(failures) == {"91-edited", "92-replaced"}
-    assert "t2v_r1: recorded" in failures["91-edited"] and "recomputed" in failures["91-edited"]
-    assert "sha256 mismatch" in failures["92-replaced"]
-    assert all(e.verified for g in col.groups for e in g.entries)
+    failures = {Path(x.path).parent.name: x for x in col.verify_failures}
+    assert set(failures) == {"91-edited", "92-replaced", "94-other-split"}
+    assert "t2v_r1: recorded" in failures["91-edited"].reason and "recomputed" in failures["91-edited"].reason
+    assert "sha256 mismatch" in failures["92-replaced"].reason
+    assert failures["94-other-split"].kind == "binding" and "fingerprint" in failures["94-other-split"].reason
+    assert all(e.verified and e.bound for g in col.groups for e in g.entries)
 
 
 def test_mismatched_size_and_duplicates_are_left_out(records: Path) -> None:
@@ -119,12 +122,14 @@ def test_build_writes_every_format(records: Path, tmp_path: Path, capsys: pytest
     assert capsys.readouterr() == ("", "")                 # the library never prints
     assert len(res.outputs) == 2
     for slug, files in res.outputs.items():
-        assert set(files) == {"md", "csv", "tex", "html", "png"}
+        assert set(files) == {"md", "csv", "tex", "tex-t2v", "tex-v2t", "html", "png", "svg", "pdf"}
         for p in files.values():
             assert p.is_file() and p.stat().st_size > 0 and p.parent.name == slug
         assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert files["pdf"].read_bytes()[:5] == b"%PDF-" and b"<svg" in files["svg"].read_bytes()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["verified"] and {x["kind"] for x in summary["exclusions"]} == {"invalid", "verify"}
+    assert summary["verified"]
+    assert {x["kind"] for x in summary["exclusions"]} == {"invalid", "unreadable", "verify", "binding"}
     index = (out / "index.md").read_text()
     assert "## Left out" in index and "93-invalid" in index and "example-other" in index
     assert "index.html" in {p.name for p in out.iterdir()}
@@ -135,7 +140,7 @@ def test_markdown_csv_latex_html_content(records: Path) -> None:
     (g,) = col.groups
     md = to_markdown(g)
     assert "| 1 | MSAM† |" in md                          # transductive mark
-    assert "MSAM†‡" in md and "dual_softmax" in md          # re-ranked: its own, flagged row
+    assert "| MSAM + dual_softmax†‡ |" in md                # re-ranked: its own, flagged row
     assert "CLIP zero-shot" in md and " ± " in md
     assert md.count("\n| ") == len(g.entries) + 1           # header + one line per record
     assert "**" in md                                       # best compliant values are bold
@@ -152,16 +157,15 @@ def test_markdown_csv_latex_html_content(records: Path) -> None:
         assert cmd in tex
     assert r"MSAM + dual\_softmax$^{\dagger\ddagger}$" in tex and r"MSAM$^{\dagger}$" in tex and r"$\pm$" in tex
     body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0]
-    assert body.count(r"\\") == len(g.entries)
-    assert latex_escape("a_b&c%d$e#f{g}h~i^j\\") == (r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i"
-                                                    r"\textasciicircum{}j\textbackslash{}")
+    assert len([line for line in body.strip().splitlines() if line.endswith(r" \\")]) == len(g.entries)
+    assert latex_escape("a_b&c%d") == r"a\_b\&c\%d"
 
     page = to_html(g, png=b"\x89PNG fake")
     assert page.startswith("<!DOCTYPE html>") and "<script>" in page and "addEventListener" in page
     assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
     assert page.count('<tr class="flagged"') == 2          # MSAM and MSAM + dual softmax
     assert "data:image/png;base64," in page
-    assert page.count("<tr") == len(g.entries) + 1
+    assert page.count("<tr") == len(g.entries) + 2          # two header rows: column groups and columns
 
 
 def test_html_escapes_names(records: Path) -> None:
@@ -202,15 +206,15 @@ def test_cli_exit_codes(records: Path, tmp_path: Path, monkeypatch: pytest.Monke
     good = [str(p) for p in _good(records)]
     r = runner.invoke(cli, ["leaderboard", *good, "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
-    assert "MSAM" in r.output and "6 record(s) in 1 group(s), 0 left out" in r.output
+    assert "MSAM" in r.output and "6 record(s) in 1 group(s), 0 rejected" in r.output
 
     r = runner.invoke(cli, ["leaderboard", *good, "--out", str(tmp_path / "b"), "--verify", "--format", "md"])
     assert r.exit_code == 0, r.output
     assert "verified" in r.output
 
     r = runner.invoke(cli, ["leaderboard", str(records), "--out", str(tmp_path / "c"), "--format", "md"])
-    assert r.exit_code == 3, r.output                      # the invalid record is left out
-    assert "Left out (1)" in r.output and "93-invalid" in r.output
+    assert r.exit_code == 4, r.output                      # the invalid and the truncated record are rejected
+    assert "Left out (2)" in r.output and "93-invalid" in r.output and "95-truncated" in r.output
 
     r = runner.invoke(cli, ["leaderboard", str(records), "--out", str(tmp_path / "d"), "--verify", "--format", "md"])
     assert r.exit_code == 1, r.output                      # edited number caught
@@ -244,19 +248,20 @@ def test_cli_format_subset_and_default_input(records: Path, tmp_path: Path, monk
 _DOM_STUB = """
 const js = require('fs').readFileSync(process.argv[2], 'utf8');
 function cell(v) { return {dataset: {v: String(v)}}; }
-const rows = [[1, 'b', 5], [2, 'a', 7], [3, 'c', '']].map(r => ({cells: r.map(cell), id: r[0]}));
+const rows = [[1, 'b', 5, 9], [2, 'a', 7, 3], [3, 'c', '', 4]].map(r => ({cells: r.map(cell), id: r[0]}));
 const body = {rows: rows.slice(), appendChild(r) { this.rows.splice(this.rows.indexOf(r), 1); this.rows.push(r); }};
-function th(type) {
-  return {dataset: {type}, classList: {s: new Set(), contains(c) { return this.s.has(c); },
-          add(c) { this.s.add(c); }, remove(...c) { c.forEach(x => this.s.delete(x)); }},
-          addEventListener(e, f) { this.f = f; }};
+function th(col, type, better) {
+  const attrs = {};
+  return {dataset: {col: String(col), type, better}, addEventListener(e, f) { this.f = f; },
+          getAttribute(a) { return a in attrs ? attrs[a] : null; }, setAttribute(a, v) { attrs[a] = v; },
+          removeAttribute(a) { delete attrs[a]; }};
 }
-const heads = [th('num'), th('txt'), th('num')];
+const heads = [th(0, 'num', 'lower'), th(1, 'txt'), th(2, 'num', 'higher'), th(3, 'num', 'lower')];
 global.document = {querySelectorAll() { return [{querySelectorAll() { return heads; }, tBodies: [body]}]; }};
 eval(js);
 const order = () => body.rows.map(r => r.id).join(',');
-heads[2].f(); const a = order(); heads[2].f(); const b = order(); heads[1].f(); const c = order();
-console.log([a, b, c].join(' '));
+const click = i => { heads[i].f(); return order(); };
+console.log([click(2), click(2), click(1), click(3), click(3)].join(' '));
 """
 
 
@@ -272,5 +277,6 @@ def test_html_sort_script_runs(records: Path, tmp_path: Path) -> None:
     (tmp_path / "stub.js").write_text(_DOM_STUB)
     out = subprocess.run([node, str(tmp_path / "stub.js"), str(tmp_path / "sort.js")], capture_output=True,
                          text=True, check=True).stdout.split()
-    # Numeric ascending, then descending (blank values last both times); text ascending.
-    assert out == ["1,2,3", "2,1,3", "2,1,3"]
+    # Higher-is-better: best (highest) first, then reversed; blanks last both times. Text: A to Z.
+    # Lower-is-better: best (lowest) first, then reversed.
+    assert out == ["2,1,3", "1,2,3", "2,1,3", "2,3,1", "1,3,2"]

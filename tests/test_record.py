@@ -6,6 +6,7 @@ import copy
 import io
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,7 @@ def test_save_scores_rejects_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         load_scores(tmp_path / "x.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="not a score file"):
         load_scores(tmp_path / "junk.npz")
 
 
@@ -200,11 +201,11 @@ def test_build_record_refuses_inconsistent_inputs(tmp_path: Path) -> None:
         _make_record(tmp_path, dataset={"name": "synth", "fingerprint": FP, "n_clips": 99})
     # Seeds scored on different clips cannot share a record.
     s, c2c = _scores(0)
-    other = tmp_path / "other.npz"
+    other = tmp_path / "run" / "other.npz"
     save_scores(other, s, c2c, [f"x{i}" for i in range(s.shape[1])])
     files = {}
     for seed in (0, 1):
-        files[seed] = tmp_path / f"s{seed}.npz"
+        files[seed] = tmp_path / "run" / f"s{seed}.npz"
         save_scores(files[seed], *_scores(seed), _clip_ids(12))
     files[2] = other
     with pytest.raises(InputError, match="different captions or clips"):
@@ -281,3 +282,172 @@ def test_schema_is_valid_json_schema() -> None:
 
     Draft202012Validator.check_schema(record_schema())
     assert json.loads(json.dumps(record_schema()))["properties"]["schema_version"]["const"] == 1
+
+
+# --------------------------------------------------------------------------- score files bound to their data
+def test_score_file_carries_caption_ids_hash_and_clip_digests(tmp_path: Path) -> None:
+    from dvtr_bench.protocol.fingerprint import fingerprint_from_digests, row_digest
+    from dvtr_bench.protocol.scores import captions_sha256
+
+    s, c2c = _scores(0, n_clips=3, caps=2)
+    ids = ["a", "b", "c"]
+    texts = [f"caption {k}" for k in range(6)]
+    digests = [row_digest(c, [], []) for c in ids]
+    save_scores(tmp_path / "s.npz", s, c2c, ids, caption_texts=texts, clip_digests=digests)
+    sf = load_scores(tmp_path / "s.npz", mmap=True)
+    assert sf.format_version == 2 and sf.bound
+    assert sf.caption_ids == ["a#0", "a#1", "b#0", "b#1", "c#0", "c#1"]       # the engine's ids by default
+    assert sf.captions_sha256 == captions_sha256(texts) and sf.clip_digests == digests
+    assert sf.fingerprint == fingerprint_from_digests(ids, digests)
+    assert fingerprint_from_digests(ids[::-1], digests[::-1]) == sf.fingerprint   # order does not matter
+    # Without the texts (e.g. for their license) the hash still binds the captions.
+    save_scores(tmp_path / "h.npz", s, c2c, ids, captions_hash=captions_sha256(texts), clip_digests=digests)
+    sf = load_scores(tmp_path / "h.npz")
+    assert sf.caption_texts is None and sf.captions_sha256 == captions_sha256(texts) and sf.bound
+    unbound = load_scores(tmp_path / "u.npz") if save_scores(tmp_path / "u.npz", s, c2c, ids) else None
+    assert unbound is not None and not unbound.bound and unbound.fingerprint is None
+    with pytest.raises(ValueError, match="captions_hash"):
+        save_scores(tmp_path / "x.npz", s, c2c, ids, caption_texts=texts, captions_hash="0" * 64)
+    with pytest.raises(ValueError, match="clip_digests"):
+        save_scores(tmp_path / "x.npz", s, c2c, ids, clip_digests=["nope"] * 3)
+
+
+def test_version_1_score_files_are_still_read(tmp_path: Path) -> None:
+    """The committed leaderboard holds score files of format 1 (no caption hash, no digests)."""
+    root = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
+    files = sorted(root.rglob("scores_seed*.npz"))
+    assert files
+    for f in files:
+        sf = load_scores(f, mmap=True)
+        if sf.format_version == 1:
+            assert not sf.bound and sf.fingerprint is None
+            assert sf.caption_texts is not None and len(sf.captions_sha256) == 64
+
+
+def test_score_files_are_read_without_pickle_and_explained(tmp_path: Path) -> None:
+    (tmp_path / "text.npz").write_text("hello, I am not a score file\n")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "objects.npy").rename(tmp_path / "objects.npz")
+    np.savez(tmp_path / "zipped.npz", scores=np.array([{"a": 1}], dtype=object))
+    np.savez_compressed(tmp_path / "compressed.npz", scores=np.zeros((2, 2)))
+    s, c2c = _scores(0)
+    save_scores(tmp_path / "good.npz", s, c2c, _clip_ids(12))
+    with zipfile.ZipFile(tmp_path / "extra.npz", "w") as zf:
+        zf.writestr("scores.npy", (tmp_path / "good.npz").read_bytes()[:10])
+        zf.writestr("evil.py", "print(1)")
+    for name in ("text.npz", "objects.npz", "zipped.npz", "compressed.npz", "extra.npz"):
+        with pytest.raises(InputError) as info:
+            load_scores(tmp_path / name)
+        msg = str(info.value).replace(str(tmp_path), "")
+        assert "not a score file" in msg and "pickle" not in msg and "unsafe" not in msg, msg
+
+
+# ------------------------------------------------------------------------------------------ record reader
+@pytest.mark.parametrize("text, expect", [
+    ('{"a": 1e400}', "not finite"),
+    ('{"a": -1e400}', "not finite"),
+    ('{"a": NaN}', "NaN"),
+    ('{"a": Infinity}', "Infinity"),
+    ('{"a": ' + "9" * 400 + "}", "beyond"),
+    ('{"a": ' + "[" * 200_000 + "]" * 200_000 + "}", "nested"),
+    ('{"a": "' + "[" * 200_000 + '"}', None),          # brackets inside a string are text, not depth
+    ("\ufeff{}", "not valid JSON"),
+])
+def test_read_record_bounds(tmp_path: Path, text: str, expect: str | None) -> None:
+    p = tmp_path / "r.json"
+    p.write_text(text, encoding="utf-8")
+    if expect is None:
+        assert isinstance(read_record(p), dict)
+        return
+    with pytest.raises(InputError, match=expect):
+        read_record(p)
+
+
+def test_read_record_refuses_bytes_and_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dvtr_bench.protocol import record as R
+
+    (tmp_path / "latin1.json").write_bytes(b'{"method": "caf\xe9"}')
+    with pytest.raises(InputError, match="UTF-8"):
+        read_record(tmp_path / "latin1.json")
+    monkeypatch.setattr(R, "MAX_RECORD_BYTES", 100)
+    (tmp_path / "big.json").write_text('{"a": "' + "x" * 200 + '"}')
+    with pytest.raises(InputError, match="larger than"):
+        read_record(tmp_path / "big.json")
+
+
+def test_validate_record_refuses_values_json_cannot_hold(tmp_path: Path) -> None:
+    rec, _ = _make_record(tmp_path)
+    for edit, expect in ((lambda r: r["cost"].__setitem__("parameters", 10 ** 400), "beyond"),
+                         (lambda r: r["cost"].__setitem__("gflops_per_clip", float("inf")), "finite"),
+                         (lambda r: r.__setitem__("notes", "\ud800"), "surrogate"),
+                         (lambda r: r["extra"].__setitem__("x", (1, 2)) if "extra" in r else
+                          r.__setitem__("extra", {"x": {1, 2}}), "not a JSON value")):
+        bad = copy.deepcopy(rec)
+        edit(bad)
+        problems = validate_record(bad)
+        assert any(expect in p for p in problems), problems
+    deep: dict = {}
+    node = deep
+    for _ in range(200_000):
+        node["x"] = {}
+        node = node["x"]
+    bad = copy.deepcopy(rec)
+    bad["extra"] = deep
+    assert any("nested" in p for p in validate_record(bad))
+    bad = copy.deepcopy(rec)
+    bad["dataset"]["n_uncaptioned_clips"] = 13
+    assert any("n_uncaptioned_clips" in p for p in validate_record(bad))
+
+
+@pytest.mark.parametrize("path, expect", [
+    ("../other/scores_seed0.npz", "outside"),
+    ("/abs/scores_seed0.npz", "absolute"),
+    ("C:/x.npz", "absolute"),
+    ("a\\b.npz", "'/'"),
+    ("./scores_seed0.npz", "normalised"),
+    ("a//b.npz", "normalised"),
+])
+def test_validate_record_keeps_score_paths_in_the_folder(tmp_path: Path, path: str, expect: str) -> None:
+    rec, _ = _make_record(tmp_path)
+    rec["runs"][1]["scores"]["path"] = path
+    assert any("runs[1].scores.path" in p and expect in p for p in validate_record(rec)), validate_record(rec)
+
+
+def test_validate_record_refuses_one_score_file_for_several_seeds(tmp_path: Path) -> None:
+    rec, _ = _make_record(tmp_path)
+    same_path = copy.deepcopy(rec)
+    same_path["runs"][2]["scores"] = dict(rec["runs"][0]["scores"])
+    assert any("identical" in p for p in validate_record(same_path))
+    same_hash = copy.deepcopy(rec)
+    same_hash["runs"][2]["scores"]["sha256"] = rec["runs"][0]["scores"]["sha256"]
+    assert any("identical" in p for p in validate_record(same_hash))
+
+
+def test_build_record_keeps_runs_distinct_at_home_and_bound(tmp_path: Path) -> None:
+    from dvtr_bench.protocol.fingerprint import fingerprint_from_digests
+
+    s, c2c = _scores(0)
+    f0 = tmp_path / "run" / "scores_seed0.npz"
+    save_scores(f0, s, c2c, _clip_ids(12))
+    with pytest.raises(InputError, match="identical"):
+        _make_record(tmp_path, score_files={0: f0, 1: f0})
+    copy_ = tmp_path / "run" / "copy.npz"
+    copy_.write_bytes(f0.read_bytes())
+    with pytest.raises(InputError, match="identical"):
+        _make_record(tmp_path, score_files={0: f0, 1: copy_})
+    outside = tmp_path / "elsewhere.npz"
+    save_scores(outside, *_scores(1), _clip_ids(12))
+    with pytest.raises(InputError, match="outside the record's folder"):
+        _make_record(tmp_path, score_files={0: f0, 1: outside})
+    link = tmp_path / "run" / "link.npz"
+    link.symlink_to(outside)
+    with pytest.raises(InputError, match="symbolic link"):
+        _make_record(tmp_path, score_files={0: f0, 1: link})
+    digests = [f"{i:064x}" for i in range(12)]
+    bound = tmp_path / "run" / "bound.npz"
+    save_scores(bound, *_scores(2), _clip_ids(12), clip_digests=digests)
+    with pytest.raises(InputError, match="fingerprint"):
+        _make_record(tmp_path, score_files={0: bound})                  # FP is not this split's
+    rec, _ = _make_record(tmp_path, score_files={0: bound}, zero_shot=True, checkpoint_selection="none",
+                          dataset={"name": "s", "fingerprint": fingerprint_from_digests(_clip_ids(12), digests)})
+    assert rec["runs"][0]["scores"]["path"] == "bound.npz"

@@ -139,6 +139,14 @@ def test_zero_shot_needs_only_the_test_split(ds, tmp_path):
     assert rec["cost"]["train_time_s"] == 0
     assert path.parent.name == "meanP-dvtr-tiny-zeroshot"
     assert not (path.parent / "seed0" / "last.pt").exists()
+    # The score file is bound to the test split: its fingerprint is recomputed from the file alone, and it
+    # scores exactly the split's clips and captions.
+    from dvtr_bench.protocol.binding import TestSplit, check_against_split
+    from dvtr_bench.protocol.fingerprint import dataset_fingerprint
+
+    sf = load_scores(path.parent / "scores_seed0.npz")
+    assert sf.bound and sf.fingerprint == rec["dataset"]["fingerprint"] == dataset_fingerprint(ds["test"])
+    assert check_against_split(sf, TestSplit.from_dataset(ds["test"])) == []
 
 
 def test_missing_split_is_bad_input(ds, tmp_path):

@@ -77,12 +77,13 @@ def demo(out_dir: Path, flights: int, seed: int, methods: str, epochs: int | Non
         try:
             ctx.invoke(cmd, **kwargs)
         except click.exceptions.Exit as exc:
-            # A partial build or a leaderboard that left records out is worth finishing the demo for;
-            # anything else stops it with the step's own exit code.
-            if exc.exit_code not in (0, 3):
+            # A partial build or a leaderboard that left records out (3: duplicates, 4: rejected files) is
+            # worth finishing the demo for; anything else stops it with the step's own exit code.
+            tolerated = (0, 3, 4) if cmd.name == "leaderboard" else (0, 3)
+            if exc.exit_code not in tolerated:
                 err_console.print(f"[red]demo stopped at: {title}[/red]")
                 raise
-            if exc.exit_code == 3:
+            if exc.exit_code:
                 partial.append(title)
         timings.append((title, time.perf_counter() - t0))
 

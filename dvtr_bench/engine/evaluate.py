@@ -103,7 +103,8 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
              batch_size: int = 32, text_batch_size: int = 256, score_block: int = 1024, num_workers: int = 0,
              frame_cache: bool | str = "auto", scores_path: str | Path | None = None,
              source: Any = None, captions: Any = None, tokens: torch.Tensor | None = None,
-             autocast: bool = False, progress: ProgressFn | None = None) -> EvalResult:
+             autocast: bool = False, clip_digests: dict[str, str] | None = None,
+             progress: ProgressFn | None = None) -> EvalResult:
     """Evaluate a frozen ``method`` on one split under protocol v1.
 
     ``split`` is a ``datasets.Dataset`` with the clip columns (``frames``, ``captions``, ``clip_id``).
@@ -111,6 +112,8 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
     the validation split every epoch). Under torch.distributed every rank must call this; each encodes its
     shard, the embeddings are gathered, and the main rank scores, saves ``scores_path`` (the protocol's .npz)
     and computes the metrics, which are then broadcast so every rank returns the same ``metrics``.
+    ``clip_digests`` (``dvtr_bench.protocol.fingerprint.clip_digests(split)``) bind the saved score file to
+    the split: its fingerprint can then be recomputed from the file alone.
     """
     from dvtr_bench.protocol.metrics import compute_metrics
     from dvtr_bench.engine import distributed as D
@@ -159,8 +162,9 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
             from dvtr_bench.protocol.scores import save_scores
 
             Path(scores_path).parent.mkdir(parents=True, exist_ok=True)
+            digests = None if clip_digests is None else [clip_digests[c] for c in captions.clip_ids]
             sha = save_scores(scores_path, scores_np, captions.caption_to_clip, captions.clip_ids,
-                              caption_ids=captions.caption_ids(), caption_texts=captions.texts)
+                              caption_ids=captions.caption_ids(), caption_texts=captions.texts, clip_digests=digests)
         if progress is not None:
             progress(Progress(task=f"{split_name} score", completed=1, total=1))
     metrics = D.broadcast_object(metrics)  # type: ignore[assignment]

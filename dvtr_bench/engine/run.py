@@ -155,6 +155,9 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
         run_dir.mkdir(parents=True, exist_ok=True)
     D.barrier()
 
+    from dvtr_bench.protocol.fingerprint import clip_digests
+
+    test_digests: dict[str, str] | None = None
     outcomes: list[SeedOutcome] = []
     method_obj = None
     sources: dict[str, Any] = {}  # decoded train/validation frames, shared by the seeds
@@ -170,10 +173,13 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
             tr = train(method_obj, ds["train"], ds["validation"], seed_dir, config=tcfg, seed=seed, device=dev,
                        resume=resume, progress=progress, sources=sources)
         # The test split is touched here, and only here: after the checkpoint was selected on validation.
+        if test_digests is None:
+            # Hashed once: every seed's score file carries them, and the record's fingerprint is made of them.
+            test_digests = clip_digests(ds["test"]) if info.is_main else {}
         scores_path = run_dir / f"scores_seed{seed}.npz"
         res = evaluate(method_obj, ds["test"], device=dev, split_name="test", batch_size=tcfg.eval_batch_size,
                        text_batch_size=tcfg.text_batch_size, num_workers=tcfg.num_workers,
-                       frame_cache=tcfg.frame_cache, scores_path=scores_path,
+                       frame_cache=tcfg.frame_cache, scores_path=scores_path, clip_digests=test_digests,
                        autocast=dev.type == "cuda" and tcfg.amp is not False, progress=progress)
         outcomes.append(SeedOutcome(
             seed=seed, scores_path=scores_path, scores_sha256=res.scores_sha256, test_metrics=res.metrics,
@@ -186,9 +192,9 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
 
     record_path = run_dir / "record.json"
     if info.is_main:
-        assert method_obj is not None
-        record = _make_record(recipe, tcfg, method_obj, ds, dataset, outcomes, zero_shot, info.world_size, dev,
-                              time.perf_counter() - t_run, record_path, progress)
+        assert method_obj is not None and test_digests is not None
+        record = _make_record(recipe, tcfg, method_obj, test_digests, dataset, outcomes, zero_shot,
+                              info.world_size, dev, time.perf_counter() - t_run, record_path, progress)
         from dvtr_bench.protocol.record import write_record
 
         write_record(record, record_path)
@@ -210,13 +216,13 @@ def _write_run_json(path: Path, recipe: dict[str, Any], tcfg: Any, outcomes: lis
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, ds: Any, dataset_arg: Any,
+def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, test_digests: dict[str, str], dataset_arg: Any,
                  outcomes: list[SeedOutcome], zero_shot: bool, world: int, dev: Any, wall_s: float,
                  record_path: Path, progress: ProgressFn | None) -> dict[str, Any]:
     """The result record, built by the protocol's builder (metrics recomputed by the engine from the files)."""
     from dvtr_bench.models import count_parameters, gflops_per_clip
     from dvtr_bench.protocol import record as R
-    from dvtr_bench.protocol.fingerprint import dataset_fingerprint
+    from dvtr_bench.protocol.fingerprint import fingerprint_from_digests
 
     params = count_parameters(method)
     try:
@@ -239,7 +245,8 @@ def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, ds: Any, datase
     name = _dataset_name(dataset_arg)
     return R.build_record(
         method=recipe["method"], config=config,
-        dataset={"name": name, "fingerprint": dataset_fingerprint(ds["test"])},
+        dataset={"name": name, "fingerprint": fingerprint_from_digests(list(test_digests),
+                                                                       list(test_digests.values()))},
         backbone={"name": getattr(backbone, "model_name", recipe["model"].get("backbone")),
                   "pretrained": getattr(backbone, "pretrained", recipe["model"].get("pretrained"))},
         score_files={o.seed: o.scores_path for o in outcomes}, record_path=record_path,

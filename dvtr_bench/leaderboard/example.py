@@ -4,20 +4,25 @@
     dvtr leaderboard /tmp/lb-example --out /tmp/lb-tables --verify
 
 The scores are random with a per-method signal added on the correct pairs, so the numbers mean nothing
-about any method; the records themselves are real (score files, sha256, engine metrics, schema-valid).
-``--with-problems`` adds a record on another dataset, an invalid record, an edited number (caught by
-``--verify``) and a record whose score file was replaced.
+about any method; the records themselves are real (score files, sha256, engine metrics, schema-valid) and
+bound to an imaginary test split: its captions are made up and its clips have no frames, and the score
+files carry its clip digests, so the fingerprint is the one that split would have.
+``--with-problems`` adds a record on another dataset, an invalid record, an edited number and a record whose
+score file was replaced (both caught by ``--verify``), a record claiming the main test split for scores
+computed on the other one (caught by ``--verify`` through the score files' clip digests) and a truncated
+record file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from dvtr_bench.protocol.fingerprint import fingerprint_from_digests, row_digest
 from dvtr_bench.protocol.record import build_record, collect_cost, write_record
 from dvtr_bench.protocol.scores import save_scores
 
@@ -30,6 +35,25 @@ _METHODS: tuple[tuple[str, float, bool, str | None, bool, int, float | None, flo
     ("MSAM", 2.5, True, None, False, 158_921_729, None, 120.0, 8800.0),
     ("MSAM", 2.5, True, "dual_softmax", False, 158_921_729, None, 118.0, 8800.0),
 )
+
+
+class _ImaginarySplit:
+    """Clip ids and captions of a test split that exists only as its fingerprint (no frames)."""
+
+    def __init__(self, prefix: str, n_clips: int, captions_per_clip: int, name: str = "example-random") -> None:
+        self.name = name
+        self.n_clips = n_clips
+        self.captions_per_clip = captions_per_clip
+        self.clip_ids = [f"{prefix}_take_{i:03d}" for i in range(n_clips)]
+        self.captions = [[f"synthetic caption {k} of {c}" for k in range(captions_per_clip)] for c in self.clip_ids]
+        self.digests = [row_digest(c, caps, []) for c, caps in zip(self.clip_ids, self.captions)]
+        self.fingerprint = fingerprint_from_digests(self.clip_ids, self.digests)
+
+    def save(self, path: Path, scores: np.ndarray, c2c: np.ndarray) -> str:
+        texts = [self.captions[c][k % self.captions_per_clip] for k, c in enumerate(c2c.tolist())]
+        ids = [f"{self.clip_ids[c]}#{k % self.captions_per_clip}" for k, c in enumerate(c2c.tolist())]
+        return save_scores(path, scores, c2c, self.clip_ids, caption_ids=ids, caption_texts=texts,
+                           clip_digests=self.digests)
 
 
 def _scores(rng: np.random.Generator, n_clips: int, caps: int, signal: float) -> tuple[np.ndarray, np.ndarray]:
@@ -54,23 +78,23 @@ def make_example_records(out_dir: str | Path, n_clips: int = 200, captions_per_c
     """Write example runs (score files + record.json) under ``out_dir``; returns the record paths."""
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
-    fingerprint = "e" * 8 + format(seed, "056x")
-    clip_ids = [f"flight_{i // 10:03d}_take_{i % 10:02d}" for i in range(n_clips)]
+    split = _ImaginarySplit(f"flight_{seed:02d}", n_clips, captions_per_clip)
     paths: list[Path] = []
     # Hardware, package versions and the git commit are the same for every example: look them up once.
     machine = collect_cost(None, None, None, None, None)
 
     def one(name: str, signal: float, transductive: bool, reranking: str | None, zero_shot: bool, params: int,
-            gflops: float | None, cps: float, train_s: float, dataset: dict[str, Any], folder: str) -> Path:
+            gflops: float | None, cps: float, train_s: float, split: _ImaginarySplit, folder: str) -> Path:
         run_dir = out / folder
         seeds = (0,) if zero_shot else (0, 1, 2)
         files = {}
         for s in seeds:
-            scores, c2c = _scores(rng, n_clips, captions_per_clip, signal + 0.1 * s)
+            scores, c2c = _scores(rng, split.n_clips, split.captions_per_clip, signal + 0.1 * s)
             if reranking:
                 scores = _dual_softmax(scores)
             files[s] = run_dir / f"scores_seed{s}.npz"
-            save_scores(files[s], scores, c2c, clip_ids)
+            split.save(files[s], scores, c2c)
+        dataset = {"name": split.name, "fingerprint": split.fingerprint}
         config = {"method": name, "model": {"frames": 12}, "train": {"epochs": 0 if zero_shot else 5,
                                                                      "lr": 1e-4, "batch_size": 128}}
         rec = build_record(
@@ -83,13 +107,13 @@ def make_example_records(out_dir: str | Path, n_clips: int = 200, captions_per_c
             notes="synthetic scores generated by dvtr_bench.leaderboard.example; not a real result")
         return write_record(rec, run_dir / "record.json")
 
-    ds = {"name": "example-random", "fingerprint": fingerprint}
+    ds = split
     for i, (name, signal, trans, rr, zs, params, gflops, cps, train_s) in enumerate(_METHODS):
         folder = f"{i:02d}-{name.replace(' ', '-')}" + (f"-{rr}" if rr else "")
         paths.append(one(name, signal, trans, rr, zs, params, gflops, cps, train_s, ds, folder))
 
     if with_problems:
-        other = {"name": "example-other", "fingerprint": "f" * 64}
+        other = _ImaginarySplit(f"other_{seed:02d}", n_clips, captions_per_clip, name="example-other")
         paths.append(one("meanP", 2.0, False, None, False, 151_277_313, 53.1, 400.0, 5400.0, other,
                          "90-other-dataset"))
         # An edited number: schema-valid and self-consistent, but not what the score files give.
@@ -106,7 +130,7 @@ def make_example_records(out_dir: str | Path, n_clips: int = 200, captions_per_c
         # A replaced score file: the recorded sha256 no longer matches.
         replaced = one("tightTransf", 2.1, False, None, False, 170_000_000, 80.0, 40.0, 9000.0, ds, "92-replaced")
         s, c2c = _scores(rng, n_clips, captions_per_clip, 3.0)
-        save_scores(replaced.parent / "scores_seed1.npz", s, c2c, clip_ids)
+        split.save(replaced.parent / "scores_seed1.npz", s, c2c)
         paths.append(replaced)
         # An invalid record: a required field missing and a recall above 100.
         bad_dir = out / "93-invalid"
@@ -116,6 +140,21 @@ def make_example_records(out_dir: str | Path, n_clips: int = 200, captions_per_c
         rec["runs"][0]["metrics"]["v2t_r10"] = 140.0
         (bad_dir / "record.json").write_text(json.dumps(rec, indent=2) + "\n")
         paths.append(bad_dir / "record.json")
+        # A record that claims the main test split for scores computed on the other one (edited by hand:
+        # build_record refuses to write it). Only the score files' clip digests can tell.
+        moved = out / "94-other-split"
+        shutil.copytree(paths[6].parent, moved)
+        rec = json.loads((moved / "record.json").read_text())
+        rec["method"] = "X-Pool"
+        rec["dataset"].update(name=split.name, fingerprint=split.fingerprint)
+        (moved / "record.json").write_text(json.dumps(rec, indent=2) + "\n")
+        paths.append(moved / "record.json")
+        # A record cut short (a failed copy): unreadable, and listed as such rather than skipped.
+        cut = out / "95-truncated"
+        cut.mkdir(parents=True, exist_ok=True)
+        text = paths[1].read_text()
+        (cut / "record.json").write_text(text[: len(text) // 3])
+        paths.append(cut / "record.json")
     return paths
 
 

@@ -1,7 +1,9 @@
-"""Renderers of one leaderboard group: Markdown, CSV, LaTeX (booktabs), self-contained HTML, PNG plot.
+"""Renderers of one leaderboard group: Markdown, CSV, LaTeX (booktabs), self-contained HTML, plots.
 
-Every renderer is a pure function of a :class:`~dvtr_bench.leaderboard.collect.Group` returning text (or PNG
-bytes); :func:`write_group` writes them all. Values are means over seeds, with the sample std after ``±``
+Every renderer is a pure function of a :class:`~dvtr_bench.leaderboard.collect.Group` returning text (or
+image bytes); :func:`write_group` writes them all. LaTeX lives in :mod:`~dvtr_bench.leaderboard.latex`, the
+plots in :mod:`~dvtr_bench.leaderboard.plot` and the shared cell formatting in
+:mod:`~dvtr_bench.leaderboard.cells`; their public names are re-exported here. Values are means over seeds, with the sample std after ``±``
 when a record has several seeds. Marks: ``†`` transductive, ``‡`` test-time re-ranking, ``*`` a trained
 method reported on fewer seeds than protocol v1 asks for. **Bold** marks the best value of a column among
 the rows that are neither transductive nor re-ranked.
@@ -15,85 +17,20 @@ import html
 import io
 import json
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from dvtr_bench.leaderboard.collect import Entry, Group
-from dvtr_bench.protocol import v1
-from dvtr_bench.protocol.metrics import HIGHER_IS_BETTER
+from dvtr_bench.leaderboard.cells import (DIRECTION_METRICS, LEGEND, MARK_FEW_SEEDS, MARK_RERANKED,
+                                          MARK_TRANSDUCTIVE, METRIC_HEADERS, TABLE_METRICS, backbone, best_values,
+                                          cost_cells, fmt_sig, fmt_value, is_best, marks, method_name, metric_cell,
+                                          one_line, setting)
+from dvtr_bench.leaderboard.collect import Group
+from dvtr_bench.leaderboard.latex import latex_escape, latex_tables, to_latex
+from dvtr_bench.leaderboard.plot import PLOT_FORMATS, plot_bytes, plot_png
 
-DIRECTION_METRICS = ("r1", "r5", "r10", "medr", "meanr", "map")
-METRIC_HEADERS = {"r1": "R@1", "r5": "R@5", "r10": "R@10", "medr": "MdR", "meanr": "MnR", "map": "mAP"}
-TABLE_METRICS = tuple(f"{d}_{m}" for d in ("t2v", "v2t") for m in DIRECTION_METRICS) + ("rsum", "mr")
-
-MARK_TRANSDUCTIVE = "†"
-MARK_RERANKED = "‡"
-MARK_FEW_SEEDS = "*"
-
-LEGEND = (f"{MARK_TRANSDUCTIVE} transductive: a score depends on other test captions or clips. "
-          f"{MARK_RERANKED} test-time re-ranking (named in the Setting column), always its own row. "
-          f"{MARK_FEW_SEEDS} trained method reported on fewer than {len(v1.SEEDS)} seeds. "
-          "Values are means over seeds, ± the sample standard deviation. Bold: best value among rows that are "
-          "neither transductive nor re-ranked. Ranked by RSum (sum of the six recalls), then text→video R@1.")
-
-
-# --------------------------------------------------------------------------------------------- cells
-def marks(e: Entry) -> str:
-    return ((MARK_TRANSDUCTIVE if e.transductive else "") + (MARK_RERANKED if e.reranked else "")
-            + (MARK_FEW_SEEDS if e.too_few_seeds else ""))
-
-
-def setting(e: Entry) -> str:
-    base = "zero-shot" if e.zero_shot else f"fine-tuned ({e.record['checkpoint_selection'].replace('_', ' ')})"
-    if e.reranked:
-        base += f" + {e.record['reranking']}"
-    return base
-
-
-def backbone(e: Entry) -> str:
-    b = e.record["backbone"]
-    return f"{b['name']} ({b['pretrained']})" if b.get("pretrained") else f"{b['name']} (random init)"
-
-
-def fmt_value(x: Optional[float], digits: int = 1) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
-def metric_cell(e: Entry, key: str) -> tuple[str, Optional[str]]:
-    """(mean, std) formatted; std is None when the record has one seed."""
-    std = e.std[key] if e.std is not None else None
-    return fmt_value(e.mean[key]), (None if std is None else fmt_value(std))
-
-
-def best_values(group: Group) -> dict[str, float]:
-    """Best mean per metric among compliant rows (nothing when there is no compliant row)."""
-    out: dict[str, float] = {}
-    for key in TABLE_METRICS:
-        vals = [e.mean[key] for e in group.entries if e.compliant]
-        if vals:
-            out[key] = max(vals) if HIGHER_IS_BETTER[key] else min(vals)
-    return out
-
-
-def _is_best(e: Entry, key: str, best: dict[str, float]) -> bool:
-    # Compare at display precision: a 45.31 vs 45.34 "win" that reads 45.3 vs 45.3 is not shown as one.
-    return e.compliant and key in best and fmt_value(e.mean[key]) == fmt_value(best[key])
-
-
-def cost_cells(e: Entry) -> dict[str, str]:
-    c = e.record["cost"]
-    p = c.get("parameters")
-    params = "–" if p is None else (f"{p / 1e6:.1f}" if p >= 1e5 else f"{p / 1e6:.3f}")
-    t = c.get("train_time_s")
-    if t is None:
-        train = "–"
-    elif t < 120:
-        train = f"{t:.0f} s"
-    elif t < 7200:
-        train = f"{t / 60:.0f} min"
-    else:
-        train = f"{t / 3600:.1f} h"
-    return {"params_m": params, "gflops": fmt_value(c.get("gflops_per_clip")),
-            "clips_per_s": fmt_value(c.get("eval_clips_per_s")), "train_time": train}
+__all__ = ["CSV_FIELDS", "DIRECTION_METRICS", "FORMATS", "LEGEND", "MARK_FEW_SEEDS", "MARK_RERANKED",
+           "MARK_TRANSDUCTIVE", "METRIC_HEADERS", "PLOT_FORMATS", "TABLE_METRICS", "backbone", "best_values",
+           "cost_cells", "fmt_sig", "fmt_value", "is_best", "latex_escape", "latex_tables", "marks", "metric_cell",
+           "plot_bytes", "plot_png", "setting", "to_csv", "to_html", "to_latex", "to_markdown", "write_group"]
 
 
 # ------------------------------------------------------------------------------------------ markdown
@@ -112,12 +49,12 @@ def to_markdown(group: Group, heading_level: int = 2) -> str:
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(align) + "|")
     for i, e in enumerate(group.entries):
-        cells = [str(i + 1), _md_escape(e.record["method"]) + marks(e), _md_escape(backbone(e)),
+        cells = [str(i + 1), _md_escape(method_name(e)) + marks(e), _md_escape(backbone(e)),
                  _md_escape(setting(e)), str(e.n_seeds)]
         for key in TABLE_METRICS:
             mean, std = metric_cell(e, key)
             text = mean if std is None else f"{mean} ± {std}"
-            cells.append(f"**{text}**" if _is_best(e, key, best) else text)
+            cells.append(f"**{text}**" if is_best(e, key, best) else text)
         c = cost_cells(e)
         cells += [c["params_m"], c["gflops"], c["clips_per_s"], c["train_time"]]
         lines.append("| " + " | ".join(cells) + " |")
@@ -126,7 +63,8 @@ def to_markdown(group: Group, heading_level: int = 2) -> str:
 
 
 def _md_escape(s: str) -> str:
-    return s.replace("|", "\\|")
+    # One line, no table separator, no HTML: a name must not break or inject into the table.
+    return one_line(s).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # ----------------------------------------------------------------------------------------------- csv
@@ -168,148 +106,49 @@ def _blank(x: Any) -> Any:
     return "" if x is None else x
 
 
-# --------------------------------------------------------------------------------------------- latex
-_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def latex_escape(s: str) -> str:
-    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in s)
-
-
-def to_latex(group: Group) -> str:
-    """A booktabs ``table*`` (needs ``\\usepackage{booktabs}``)."""
-    best = best_values(group)
-    n_dir = len(DIRECTION_METRICS)
-    arrow = {m: (r"$\uparrow$" if HIGHER_IS_BETTER[f"t2v_{m}"] else r"$\downarrow$") for m in DIRECTION_METRICS}
-    heads = [f"{METRIC_HEADERS[m]}{arrow[m]}" for m in DIRECTION_METRICS]
-    col_spec = "@{}rll" + "r" * (2 * n_dir + 2) + "@{}"
-    out = [
-        r"% Generated by dvtr leaderboard; requires \usepackage{booktabs}.",
-        r"\begin{table*}[t]",
-        r"\centering",
-        r"\small",
-        r"\setlength{\tabcolsep}{3pt}",
-        r"\caption{" + latex_escape(f"{group.dataset_name}, protocol v{group.protocol_version} "
-                                    f"({group.n_clips} test clips, {group.n_captions} captions; "
-                                    f"fingerprint {group.fingerprint[:12]}). ")
-        + r"Mean over seeds $\pm$ sample std. $^\dagger$transductive, $^\ddagger$test-time re-ranking, "
-        + r"$^*$fewer than " + str(len(v1.SEEDS)) + r" seeds. Bold: best non-flagged row.}",
-        r"\label{tab:dvtr-" + latex_escape(group.slug).replace(r"\_", "-") + "}",
-        r"\begin{tabular}{" + col_spec + "}",
-        r"\toprule",
-        r" & & & \multicolumn{" + str(n_dir) + r"}{c}{Text$\rightarrow$Video} & \multicolumn{" + str(n_dir)
-        + r"}{c}{Video$\rightarrow$Text} & & \\",
-        rf"\cmidrule(lr){{4-{3 + n_dir}}}\cmidrule(lr){{{4 + n_dir}-{3 + 2 * n_dir}}}",
-        r"\# & Method & Backbone & " + " & ".join(heads + heads) + r" & RSum$\uparrow$ & mR$\uparrow$ \\",
-        r"\midrule",
-    ]
-    for i, e in enumerate(group.entries):
-        sup = ("\\dagger" if e.transductive else "") + ("\\ddagger" if e.reranked else "") \
-            + ("*" if e.too_few_seeds else "")
-        name = latex_escape(e.record["method"])
-        if e.reranked:
-            name += " + " + latex_escape(str(e.record["reranking"]))
-        if sup:
-            name += f"$^{{{sup}}}$"
-        cells = [str(i + 1), name, latex_escape(backbone(e))]
-        for key in TABLE_METRICS:
-            mean, std = metric_cell(e, key)
-            text = rf"\textbf{{{mean}}}" if _is_best(e, key, best) else mean
-            if std is not None:
-                text += rf"{{\scriptsize$\pm${std}}}"
-            cells.append(text)
-        out.append(" & ".join(cells) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------------------------------------- plot
-def _cost_axes(group: Group) -> list[tuple[str, Callable[[Entry], Optional[float]], bool]]:
-    def gflops(e: Entry) -> Optional[float]:
-        return e.record["cost"].get("gflops_per_clip")
-
-    def params(e: Entry) -> Optional[float]:
-        p = e.record["cost"].get("parameters")
-        return None if p is None else p / 1e6
-
-    def throughput(e: Entry) -> Optional[float]:
-        return e.record["cost"].get("eval_clips_per_s")
-
-    first = ("GFLOPs per clip (video encoder)", gflops, False)
-    if not any(gflops(e) for e in group.entries):
-        first = ("parameters (millions)", params, False)
-    # (label, getter, higher_is_cheaper)
-    return [first, ("evaluation throughput (clips/s)", throughput, True)]
-
-
-def plot_png(group: Group, dpi: int = 120) -> bytes:
-    """RSum (mean ± std) against cost: GFLOPs/clip (parameters when unknown) and evaluation throughput."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 4.4), dpi=dpi)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2)
-    for ax, (label, getter, _) in zip(axes, _cost_axes(group)):
-        pts = [(getter(e), e) for e in group.entries]
-        pts = [(x, e) for x, e in pts if x is not None and x > 0]
-        missing = len(group.entries) - len(pts)
-        for x, e in pts:
-            style = ("^", "tab:orange") if e.transductive else ("o", "tab:blue")
-            y = e.mean["rsum"]
-            yerr = e.std["rsum"] if e.std is not None else None
-            ax.errorbar([x], [y], yerr=None if yerr is None else [yerr], fmt=style[0], color=style[1],
-                        mfc="none" if e.reranked else style[1], ms=8, capsize=3)
-            ax.annotate(e.record["method"] + marks(e), (x, y), textcoords="offset points", xytext=(6, 4),
-                        fontsize=8)
-        if pts:
-            xs = [x for x, _ in pts]
-            if max(xs) / min(xs) > 20:
-                ax.set_xscale("log")
-        else:
-            ax.text(0.5, 0.5, "not reported by any record", ha="center", va="center", transform=ax.transAxes)
-        if missing:
-            ax.text(0.99, 0.01, f"{missing} record(s) without this figure not shown", ha="right", va="bottom",
-                    transform=ax.transAxes, fontsize=7, color="gray")
-        ax.set_xlabel(label)
-        ax.set_ylabel("RSum (sum of six recalls)")
-        ax.grid(True, alpha=0.3)
-    fig.suptitle(f"{group.title}: accuracy vs cost   (● protocol-compliant, ▲ transductive, hollow = re-ranked)",
-                 fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
-
-
 # ---------------------------------------------------------------------------------------------- html
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222}
-h1{font-size:1.4rem}table{border-collapse:collapse;font-size:.85rem}
-th,td{padding:.3rem .5rem;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
-th{cursor:pointer;background:#f4f4f4;position:sticky;top:0;user-select:none}
-th.txt,td.txt{text-align:left}th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
-tr.flagged td{background:#fff8e6}td.best{font-weight:700}.std{color:#777;font-size:.75rem}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#222}
+h1{font-size:1.3rem;margin:.2rem 0 .6rem}
+.wrap{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;font-size:.8rem;line-height:1.2}
+th,td{padding:.25rem .35rem;border-bottom:1px solid #ddd;text-align:right;vertical-align:top}
+td{white-space:nowrap}
+thead th{background:#f4f4f4;position:sticky;top:0;font-weight:600}
+thead tr.groups th{text-align:center;border-bottom:1px solid #bbb;font-weight:500;color:#555}
+th button{all:unset;cursor:pointer;display:block;width:100%;text-align:inherit}
+th button:focus-visible{outline:2px solid #36c}
+th.txt,td.txt{text-align:left}
+td.txt{white-space:normal;min-width:4rem;max-width:11rem}
+th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending] button::after{content:" \\25BC"}
+th.rank,td.rank{background:#eef5ff}
+tr.flagged td{background:#fff8e6}tr.flagged td.rank{background:#f3ecd9}
+td.best .m{font-weight:700}.s{display:block;color:#777;font-size:.7rem}
 .legend,.meta{font-size:.8rem;color:#555;max-width:60rem}img{max-width:100%;margin-top:1rem}
 """
 
+# Sorting: a header's first click puts the best row on top (descending for higher-is-better columns,
+# ascending for lower-is-better ones and for text); the next click reverses. Empty cells always sort last.
+# The whole header cell takes the click (the button inside it, for the keyboard, bubbles up to it).
 _JS = """
 document.querySelectorAll('table.lb').forEach(function(table){
-  var heads=table.querySelectorAll('thead th');
-  heads.forEach(function(th,col){
+  var heads=table.querySelectorAll('thead th[data-col]');
+  heads.forEach(function(th){
     th.addEventListener('click',function(){
-      var asc=!th.classList.contains('sorted-asc');
-      heads.forEach(function(h){h.classList.remove('sorted-asc','sorted-desc');});
-      th.classList.add(asc?'sorted-asc':'sorted-desc');
+      var col=+th.dataset.col, num=th.dataset.type==='num';
+      var first=th.dataset.better==='higher'?'descending':'ascending';
+      var cur=th.getAttribute('aria-sort');
+      var dir=cur?(cur==='ascending'?'descending':'ascending'):first;
+      heads.forEach(function(h){h.removeAttribute('aria-sort');});
+      th.setAttribute('aria-sort',dir);
+      var sign=dir==='ascending'?1:-1;
       var body=table.tBodies[0], rows=Array.prototype.slice.call(body.rows);
-      var num=th.dataset.type==='num';
       rows.sort(function(a,b){
         var x=a.cells[col].dataset.v, y=b.cells[col].dataset.v;
         if(num){x=x===''?NaN:parseFloat(x);y=y===''?NaN:parseFloat(y);
           if(isNaN(x)&&isNaN(y))return 0;if(isNaN(x))return 1;if(isNaN(y))return -1;
-          return asc?x-y:y-x;}
-        return asc?x.localeCompare(y):y.localeCompare(x);
+          return sign*(x-y);}
+        return sign*x.localeCompare(y);
       });
       rows.forEach(function(r){body.appendChild(r);});
     });
@@ -318,38 +157,72 @@ document.querySelectorAll('table.lb').forEach(function(table){
 """
 
 
+def _columns() -> list[tuple[str, str, str, Optional[str]]]:
+    """(group, header, type, better) of every column, in page order: rank, method and the ranking metric
+    first, so that they are on screen without scrolling; then each direction; then setting and cost."""
+    from dvtr_bench.protocol.metrics import HIGHER_IS_BETTER
+
+    def better(key: str) -> str:
+        return "higher" if HIGHER_IS_BETTER[key] else "lower"
+
+    cols: list[tuple[str, str, str, Optional[str]]] = [("", "#", "num", "lower"), ("", "Method", "txt", None),
+                                                         ("", "RSum", "num", better("rsum")),
+                                                         ("", "mR", "num", better("mr"))]
+    for d, name in (("t2v", "Text → video"), ("v2t", "Video → text")):
+        cols += [(name, METRIC_HEADERS[m], "num", better(f"{d}_{m}")) for m in DIRECTION_METRICS]
+    cols += [("", "Setting", "txt", None), ("", "Seeds", "num", "higher"), ("", "Backbone", "txt", None),
+             ("Cost", "Params (M)", "num", "lower"), ("Cost", "GFLOPs/clip", "num", "lower"),
+             ("Cost", "Eval clips/s", "num", "higher"), ("Cost", "Train time", "num", "lower")]
+    return cols
+
+
 def to_html(group: Group, png: Optional[bytes] = None, generated_by: str = "dvtr leaderboard") -> str:
-    """A self-contained page: sortable table (click a header), legend, and the plot inlined as data URI."""
+    """A self-contained page: sortable table (click a header: best first), legend, and the plot inlined."""
     best = best_values(group)
     esc = html.escape
-    cols: list[tuple[str, str]] = [("#", "num"), ("Method", "txt"), ("Backbone", "txt"), ("Setting", "txt"),
-                                   ("Seeds", "num")]
-    cols += [(f"T2V {METRIC_HEADERS[m]}", "num") for m in DIRECTION_METRICS]
-    cols += [(f"V2T {METRIC_HEADERS[m]}", "num") for m in DIRECTION_METRICS]
-    cols += [("RSum", "num"), ("mR", "num"), ("Params (M)", "num"), ("GFLOPs/clip", "num"),
-             ("Eval clips/s", "num"), ("Train time (s)", "num")]
-    head = "".join(f'<th data-type="{t}" class="{"txt" if t == "txt" else "num"}">{esc(n)}</th>' for n, t in cols)
+    cols = _columns()
+    # Header: one row of column groups (directions, cost), one row of sortable column names.
+    spans: list[tuple[str, int]] = []
+    for g, *_ in cols:
+        if spans and spans[-1][0] == g:
+            spans[-1] = (g, spans[-1][1] + 1)
+        else:
+            spans.append((g, 1))
+    group_row = "".join(f'<th colspan="{n}"' + (' scope="colgroup"' if g else "") + f">{esc(g)}</th>"
+                        for g, n in spans)
+    names = []
+    for j, (_, name, typ, better) in enumerate(cols):
+        cls = ["txt" if typ == "txt" else "num"] + (["rank"] if name == "RSum" else [])
+        tip = {"higher": "higher is better", "lower": "lower is better"}.get(better or "", "")
+        attrs = f' data-col="{j}" data-type="{typ}"' + (f' data-better="{better}"' if better else "")
+        attrs += f' title="{tip}"' if tip else ""
+        names.append(f'<th class="{" ".join(cls)}" scope="col"{attrs}><button type="button">{esc(name)}'
+                     "</button></th>")
     rows = []
     for i, e in enumerate(group.entries):
         c = e.record["cost"]
-        tds = [_td(i + 1, str(i + 1)), _td(e.record["method"], esc(e.record["method"]) + esc(marks(e)), "txt"),
-               _td(backbone(e), esc(backbone(e)), "txt"), _td(setting(e), esc(setting(e)), "txt"),
-               _td(e.n_seeds, str(e.n_seeds))]
-        for key in TABLE_METRICS:
+        tds = [_td(i + 1, str(i + 1)), _td(one_line(method_name(e)),
+                                           esc(one_line(method_name(e))) + esc(marks(e)), "txt")]
+        for key in ("rsum", "mr") + tuple(f"{d}_{m}" for d in ("t2v", "v2t") for m in DIRECTION_METRICS):
             mean, std = metric_cell(e, key)
-            text = mean + ("" if std is None else f' <span class="std">± {std}</span>')
-            tds.append(_td(e.mean[key], text, "best" if _is_best(e, key, best) else ""))
+            text = f'<span class="m">{mean}</span>' + ("" if std is None else f'<span class="s">± {std}</span>')
+            cls = " ".join(x for x in ("best" if is_best(e, key, best) else "", "rank" if key == "rsum" else "") if x)
+            tds.append(_td(e.mean[key], text, cls))
+        cc = cost_cells(e)
         p = c.get("parameters")
-        tds += [_td(None if p is None else p / 1e6, cost_cells(e)["params_m"]),
-                _td(c.get("gflops_per_clip"), fmt_value(c.get("gflops_per_clip"))),
-                _td(c.get("eval_clips_per_s"), fmt_value(c.get("eval_clips_per_s"))),
-                _td(c.get("train_time_s"), fmt_value(c.get("train_time_s"), 0))]
+        tds += [_td(one_line(setting(e)), esc(one_line(setting(e))), "txt"), _td(e.n_seeds, str(e.n_seeds)),
+                _td(one_line(backbone(e)), esc(one_line(backbone(e))), "txt"),
+                _td(None if p is None else p / 1e6, cc["params_m"]),
+                _td(c.get("gflops_per_clip"), cc["gflops"]),
+                _td(c.get("eval_clips_per_s"), cc["clips_per_s"]),
+                _td(c.get("train_time_s"), cc["train_time"])]
         cls = ' class="flagged"' if not e.compliant else ""
         title = esc(f"record: {e.path}\nconfig_hash: {e.record['config_hash']}\ncreated: {e.record['created_at']}")
         rows.append(f'<tr{cls} title="{title}">' + "".join(tds) + "</tr>")
     img = ""
     if png is not None:
-        img = f'<img alt="RSum against cost" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+        img = (f'<img alt="RSum against cost" width="1100" src="data:image/png;base64,'
+               f'{base64.b64encode(png).decode("ascii")}">')
     data = json.dumps({"fingerprint": group.fingerprint, "protocol_version": group.protocol_version})
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -362,14 +235,18 @@ def to_html(group: Group, png: Optional[bytes] = None, generated_by: str = "dvtr
 <body>
 <h1>{esc(group.title)}</h1>
 <p class="meta">Test split fingerprint <code>{esc(group.fingerprint)}</code>: {group.n_clips} clips,
-{group.n_captions} captions. Click a column header to sort. Generated by {esc(generated_by)}.</p>
+{group.n_captions} captions. Ranked by RSum (shaded). Click a column header to sort, best first; click
+again to reverse. Generated by {esc(generated_by)}.</p>
+<div class="wrap">
 <table class="lb">
-<thead><tr>{head}</tr></thead>
+<thead><tr class="groups">{group_row}</tr><tr>{"".join(names)}</tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody>
 </table>
-<p class="legend">{esc(LEGEND)} Highlighted rows are transductive or re-ranked.</p>
+</div>
+<p class="legend">{esc(LEGEND)} Highlighted rows are transductive or re-ranked. Below each mean: ± the
+sample standard deviation over seeds.</p>
 {img}
 <script type="application/json" id="group">{esc(data)}</script>
 <script>{_JS}</script>
@@ -390,7 +267,12 @@ FORMATS = ("md", "csv", "tex", "html", "png")
 
 def write_group(group: Group, out_dir: str | Path, formats: tuple[str, ...] = FORMATS,
                 generated_by: str = "dvtr leaderboard") -> dict[str, Path]:
-    """Write every requested format of a group to ``out_dir/<group.slug>/leaderboard.<ext>``; returns the paths."""
+    """Write every requested format of a group to ``out_dir/<group.slug>/``; returns the paths by key.
+
+    ``tex`` writes ``leaderboard.tex`` (the one-column table) and ``leaderboard-t2v.tex`` /
+    ``leaderboard-v2t.tex`` (keys ``tex-t2v``, ``tex-v2t``); ``png`` writes the plot as
+    ``leaderboard.png``, ``.svg`` and ``.pdf`` (keys ``png``, ``svg``, ``pdf``).
+    """
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown formats {sorted(unknown)}; choose from {', '.join(FORMATS)}")
@@ -398,14 +280,23 @@ def write_group(group: Group, out_dir: str | Path, formats: tuple[str, ...] = FO
     d.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     png = plot_png(group) if ("png" in formats or "html" in formats) else None
-    texts = {"md": lambda: to_markdown(group), "csv": lambda: to_csv(group), "tex": lambda: to_latex(group),
+    texts = {"md": lambda: to_markdown(group), "csv": lambda: to_csv(group),
              "html": lambda: to_html(group, png=png, generated_by=generated_by)}
     for fmt in formats:
-        path = d / f"leaderboard.{fmt}"
         if fmt == "png":
             assert png is not None
-            path.write_bytes(png)
+            for kind in PLOT_FORMATS:
+                path = d / f"leaderboard.{kind}"
+                path.write_bytes(png if kind == "png" else plot_bytes(group, kind))
+                written[kind] = path
+        elif fmt == "tex":
+            for part, table in latex_tables(group).items():
+                key = "tex" if part == "main" else f"tex-{part}"
+                path = d / ("leaderboard.tex" if part == "main" else f"leaderboard-{part}.tex")
+                path.write_text(table.render(), encoding="utf-8")
+                written[key] = path
         else:
+            path = d / f"leaderboard.{fmt}"
             path.write_text(texts[fmt](), encoding="utf-8")
-        written[fmt] = path
+            written[fmt] = path
     return written

@@ -4,8 +4,9 @@ Modules (imported on demand, so ``import dvtr_bench.protocol`` stays cheap):
 
 - ``v1``           constants: frames, frame size, token length, seeds, metric set, splits, ranking key
 - ``metrics``      ``compute_metrics(scores, caption_to_clip)`` / ``evaluate(...)``: the only metric code
-- ``scores``       ``save_scores`` / ``load_scores``: deterministic ``.npz`` score matrices
+- ``scores``       ``save_scores`` / ``load_scores``: deterministic ``.npz`` score matrices, bound to their split
 - ``fingerprint``  ``dataset_fingerprint(ds["test"])``: sha256 of a split's clips, captions and frame bytes
+- ``binding``      ``TestSplit`` / ``check_against_split``: a score file checked against the split it claims
 - ``record``       ``build_record`` / ``validate_record`` / ``write_record`` / ``read_record``: result records
 
 This layer imports numpy (and, for fingerprints, ``datasets``) but neither torch nor any other dvtr layer, so the

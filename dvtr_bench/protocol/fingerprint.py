@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from dvtr_bench.errors import InputError
 from dvtr_bench.progress import Progress, ProgressFn
@@ -39,6 +39,17 @@ def dataset_fingerprint(split_dataset: Any, batch_size: int = 64, progress: Opti
     Raises:
         TypeError: given a ``DatasetDict`` (pick the split first) or something that is not a Dataset.
         InputError: missing columns, duplicate clip ids, a frame with neither bytes nor a readable path.
+    """
+    digests = clip_digests(split_dataset, batch_size=batch_size, progress=progress)
+    return fingerprint_from_digests(list(digests), list(digests.values()))
+
+
+def clip_digests(split_dataset: Any, batch_size: int = 64, progress: Optional[ProgressFn] = None) -> dict[str, str]:
+    """``clip_id -> row digest`` of every clip of a split, in row order (the parts of its fingerprint).
+
+    A score file stores these (``save_scores(..., clip_digests=...)``) so that the fingerprint a result
+    record claims can be recomputed from the score file alone (:func:`fingerprint_from_digests`).
+    Arguments and errors as :func:`dataset_fingerprint`.
     """
     import datasets
 
@@ -65,15 +76,32 @@ def dataset_fingerprint(split_dataset: Any, batch_size: int = 64, progress: Opti
                 raise InputError(f"duplicate clip_id {clip_id!r}: a split's clip ids must be unique",
                                  record=clip_id)
             frame_hashes = [_frame_sha256(f, clip_id) for f in (frames or [])]
-            row = json.dumps([clip_id, list(captions or []), frame_hashes], ensure_ascii=False,
-                             separators=(",", ":"))
-            digests[clip_id] = hashlib.sha256(row.encode("utf-8")).hexdigest()
+            digests[clip_id] = row_digest(clip_id, list(captions or []), frame_hashes)
         if progress is not None:
             progress(Progress("fingerprint", completed=min(n, start + batch_size), total=n))
+    return digests
 
+
+def row_digest(clip_id: str, captions: Sequence[str], frame_sha256s: Sequence[str]) -> str:
+    """The digest of one clip: sha256 of the canonical JSON ``[clip_id, captions, frame sha256s]``."""
+    row = json.dumps([clip_id, list(captions), list(frame_sha256s)], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(row.encode("utf-8")).hexdigest()
+
+
+def fingerprint_from_digests(clip_ids: Sequence[str], digests: Sequence[str]) -> str:
+    """The fingerprint of a split given each clip's :func:`row_digest` (any order).
+
+    Raises:
+        ValueError: lengths differ or a clip id appears twice.
+    """
+    if len(clip_ids) != len(digests):
+        raise ValueError(f"{len(clip_ids)} clip ids but {len(digests)} digests")
+    pairs = dict(zip(clip_ids, digests))
+    if len(pairs) != len(clip_ids):
+        raise ValueError("clip ids must be unique")
     h = hashlib.sha256(_PREFIX)
-    for clip_id in sorted(digests):
-        h.update(f"{clip_id}\t{digests[clip_id]}\n".encode("utf-8"))
+    for clip_id in sorted(pairs):
+        h.update(f"{clip_id}\t{pairs[clip_id]}\n".encode("utf-8"))
     return h.hexdigest()
 
 

@@ -26,11 +26,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -38,8 +40,11 @@ from dvtr_bench.errors import InputError
 from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.protocol import v1
 from dvtr_bench.protocol.metrics import METRIC_KEYS, RECALL_KEYS, evaluate
-from dvtr_bench.protocol.scores import load_scores
+from dvtr_bench.protocol.scores import ScoreFile, load_scores
 from dvtr_bench.provenance import config_hash, git_commit, hardware, package_versions
+
+if TYPE_CHECKING:
+    from dvtr_bench.protocol.binding import TestSplit
 
 SCHEMA_VERSION = 1
 KNOWN_PROTOCOLS = (v1.VERSION,)
@@ -48,6 +53,12 @@ CHECKPOINT_SELECTIONS = ("validation", "last_epoch", "none")
 # the slack only absorbs a different summation order of the mean over seeds).
 REL_TOL = 1e-9
 ABS_TOL = 1e-9
+# Bounds on what a record file may hold. A record is a few kB; these stop a hostile or broken file from
+# exhausting memory or the parser's stack, and keep every number representable (JSON readers in other
+# languages hold numbers as IEEE doubles: integers beyond 2**53 would silently change there).
+MAX_RECORD_BYTES = 8 << 20
+MAX_DEPTH = 64
+MAX_INT = 2 ** 53
 
 
 @lru_cache(maxsize=1)
@@ -136,16 +147,31 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
     first = None
     n_uncaptioned = 0
     seeds = sorted(int(s) for s in score_files)
+    claimed = str(dataset.get("fingerprint", ""))
+    by_sha: dict[str, int] = {}
     for i, seed in enumerate(seeds):
         path = Path(score_files[seed])
+        rel = _relpath(path, record_dir)
+        problem = score_path_problem(rel)
+        if problem is not None:
+            raise InputError(f"score file of seed {seed}: {problem}; keep the score files in the record's "
+                             f"folder {record_dir}", file=path)
+        resolve_score_path(record_path, rel)
         sf = load_scores(path, mmap=True)
+        if sf.sha256 in by_sha:
+            raise InputError(f"seeds {by_sha[sf.sha256]} and {seed} have identical score files: every seed must "
+                             "be its own run", file=path)
+        by_sha[sf.sha256] = seed
+        if sf.fingerprint is not None and sf.fingerprint != claimed:
+            raise InputError(f"the score file of seed {seed} scores test split {sf.fingerprint[:16]}…, not the "
+                             f"claimed dataset fingerprint {claimed[:16]}…", file=path)
         if first is None:
             first = sf
         else:
             if sf.scores.shape != first.scores.shape:
                 raise InputError(f"score matrix of seed {seed} has shape {sf.scores.shape}, seed {seeds[0]} "
                                  f"has {first.scores.shape}", file=path)
-            if not np.array_equal(sf.caption_to_clip, first.caption_to_clip) or sf.clip_ids != first.clip_ids:
+            if sf.content_key() != first.content_key():
                 raise InputError(f"seed {seed} was scored on different captions or clips than seed {seeds[0]}",
                                  file=path)
 
@@ -162,7 +188,7 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
         run: dict[str, Any] = {
             "seed": seed,
             "metrics": result.metrics,
-            "scores": {"path": _relpath(path, record_dir), "sha256": sf.sha256},
+            "scores": {"path": rel, "sha256": sf.sha256},
         }
         info = (run_info or {}).get(seed, {})
         for key in ("checkpoint", "best_epoch"):
@@ -238,6 +264,11 @@ def validate_record(rec: Any) -> list[str]:
     """
     from jsonschema import Draft202012Validator
 
+    # Bounded depth, finite numbers, representable integers and encodable text first: the schema validator
+    # and everything after it may then recurse, hash and compute without a crash.
+    problems = json_value_problems(rec)
+    if problems:
+        return problems
     validator = Draft202012Validator(record_schema())
     problems = [f"{_where(e.absolute_path)}: {e.message}"
                 for e in sorted(validator.iter_errors(rec), key=lambda e: [str(p) for p in e.absolute_path])]
@@ -270,6 +301,26 @@ def validate_record(rec: Any) -> list[str]:
         problems.append("config_hash: does not match the hash of config")
     if rec["reranked"] != (rec["reranking"] is not None):
         problems.append("reranking: must name the re-ranking exactly when reranked is true")
+    ds = rec["dataset"]
+    if ds.get("n_uncaptioned_clips") is not None and ds["n_uncaptioned_clips"] > ds["n_clips"]:
+        problems.append(f"dataset.n_uncaptioned_clips: {ds['n_uncaptioned_clips']} is more than n_clips "
+                        f"({ds['n_clips']})")
+    seen_paths: dict[str, int] = {}
+    seen_sha: dict[str, int] = {}
+    for i, run in enumerate(rec["runs"]):
+        p = run["scores"]["path"]
+        problem = score_path_problem(p)
+        if problem is not None:
+            problems.append(f"runs[{i}].scores.path: {problem}")
+        norm = PurePosixPath(p).as_posix()
+        if norm in seen_paths:
+            problems.append(f"runs[{i}].scores: the same score file as runs[{seen_paths[norm]}] ({p!r}): identical "
+                            "score files for two seeds; every seed must be its own run")
+        elif run["scores"]["sha256"] in seen_sha:
+            problems.append(f"runs[{i}].scores: identical score file (same sha256) as runs[{seen_sha[run['scores']['sha256']]}]: "
+                            "every seed must be its own run")
+        seen_paths.setdefault(norm, i)
+        seen_sha.setdefault(run["scores"]["sha256"], i)
     if rec["zero_shot"] != (rec["checkpoint_selection"] == "none"):
         problems.append("checkpoint_selection: must be 'none' exactly for zero-shot records "
                         f"(zero_shot={rec['zero_shot']}, checkpoint_selection={rec['checkpoint_selection']!r})")
@@ -296,72 +347,224 @@ def write_record(rec: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a record file (no validation: call :func:`validate_record`).
 
+    Whatever the file holds, the only exception is :class:`InputError`: the file is read up to
+    ``MAX_RECORD_BYTES``, must be UTF-8 JSON nested at most ``MAX_DEPTH`` deep, and every number must be
+    finite (``NaN``, ``Infinity`` and ``1e400`` are refused) and every integer within ±2**53.
+
     Raises:
-        InputError: unreadable file, invalid JSON, or a JSON value that is not an object.
+        InputError: unreadable, too large or not UTF-8; invalid or too deeply nested JSON; a number out of
+            range; or a JSON value that is not an object.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECORD_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read record: {exc.strerror or exc}", file=path) from exc
+    if len(data) > MAX_RECORD_BYTES:
+        raise InputError(f"record is larger than {MAX_RECORD_BYTES >> 20} MiB: not a result record", file=path)
     try:
-        rec = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid JSON: not UTF-8 text (byte {exc.start})", file=path) from exc
+    depth = _nesting_depth(text)
+    if depth > MAX_DEPTH:
+        raise InputError(f"not valid JSON for a record: nested {depth} levels deep (at most {MAX_DEPTH})", file=path)
+    try:
+        rec = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
+    except (ValueError, RecursionError) as exc:
         raise InputError(f"not valid JSON: {exc}", file=path) from exc
     if not isinstance(rec, dict):
         raise InputError(f"a record must be a JSON object, got {type(rec).__name__}", file=path)
     return rec
 
 
-def score_path(rec: Mapping[str, Any], run: Mapping[str, Any], record_path: str | os.PathLike[str]) -> Path:
-    """Absolute path of a run's score file (stored relative to the record's folder)."""
-    p = Path(run["scores"]["path"])
-    return p if p.is_absolute() else Path(record_path).resolve().parent / p
-
-
-def recompute_metrics(rec: Mapping[str, Any], record_path: str | os.PathLike[str],
-                      chunk_size: Optional[int] = None) -> list[str]:
-    """Recompute every metric of a record from its score files; return the disagreements (empty = verified).
-
-    Each score file must exist, have the recorded sha256 and the recorded shape; each per-seed metric must
-    equal the engine's value, and the summary must be the mean/std of the recomputed runs.
-    """
+def json_value_problems(value: Any, max_depth: int = MAX_DEPTH) -> list[str]:
+    """Why ``value`` is not a plain, bounded JSON value (empty when it is): nesting deeper than ``max_depth``,
+    non-finite floats, integers beyond ±2**53, strings that are not valid Unicode, non-string keys or
+    objects of other types. Walks without recursion, so any depth is safe to check."""
     problems: list[str] = []
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
+    while stack and len(problems) < 5:
+        v, where = stack.pop()
+        if len(where) > max_depth:
+            problems.append(f"{_where(where[:3])}…: nested more than {max_depth} levels deep")
+            continue
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, int):
+            if abs(v) > MAX_INT:
+                problems.append(f"{_where(where)}: integer {_short_int(v)} is beyond ±2**53")
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                problems.append(f"{_where(where)}: {v!r} is not a finite number")
+        elif isinstance(v, str):
+            if _SURROGATE.search(v):
+                problems.append(f"{_where(where)}: text holds a lone surrogate (not valid Unicode)")
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if not isinstance(k, str) or _SURROGATE.search(k):
+                    problems.append(f"{_where(where)}: key {k!r} is not valid text")
+                    continue
+                stack.append((item, where + (k,)))
+        elif isinstance(v, list):
+            stack.extend((item, where + (i,)) for i, item in enumerate(v))
+        else:
+            problems.append(f"{_where(where)}: {type(v).__name__} is not a JSON value")
+    return problems
+
+
+def score_path_problem(path: str) -> Optional[str]:
+    """Why a run's score path is not a plain relative path inside the record's folder (None when it is)."""
+    if "\\" in path or "\x00" in path:
+        return f"{path!r} must use '/' and no control characters"
+    p = PurePosixPath(path)
+    if p.is_absolute() or re.match(r"^[A-Za-z]:", path):
+        return f"{path!r} is absolute: score paths are relative to the record's folder"
+    if any(part == ".." for part in p.parts):
+        return f"{path!r} points outside the record's folder ('..' is not allowed)"
+    if path != p.as_posix() or not p.parts:
+        return f"{path!r} is not a normalised relative path"
+    return None
+
+
+def resolve_score_path(record_path: str | os.PathLike[str], path: str) -> Path:
+    """The file a run's score path names, inside the record's folder, refusing escapes and symbolic links.
+
+    Raises:
+        InputError: the path is absolute, leaves the folder, or passes through a symbolic link.
+    """
+    problem = score_path_problem(path)
+    if problem is not None:
+        raise InputError(problem, file=record_path)
+    folder = Path(record_path).resolve().parent
+    p = folder
+    for part in PurePosixPath(path).parts:
+        p = p / part
+        if p.is_symlink():
+            raise InputError(f"{path!r}: {p.relative_to(folder).as_posix()} is a symbolic link; score files are "
+                             "read only from inside the record's folder", file=record_path)
+    return p
+
+
+def score_path(rec: Mapping[str, Any], run: Mapping[str, Any], record_path: str | os.PathLike[str]) -> Path:
+    """Path of a run's score file (stored relative to the record's folder); see :func:`resolve_score_path`."""
+    return resolve_score_path(record_path, run["scores"]["path"])
+
+
+@dataclass
+class Verification:
+    """The outcome of :func:`verify_record`.
+
+    ``problems`` are ``(kind, sentence)`` pairs: ``"verify"`` (a number, hash, shape or file that disagrees
+    with the record), ``"unsafe"`` (a score path that leaves the record's folder), ``"binding"`` (the score
+    files score other data than the record claims) and ``"dataset"`` (they disagree with the reference split).
+    """
+
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    score_files: list[ScoreFile] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def bound(self) -> bool:
+        """Every score file names the test split it scores (clip digests and caption hash)."""
+        return bool(self.score_files) and all(sf.bound for sf in self.score_files)
+
+    @property
+    def kind(self) -> Optional[str]:
+        """The most serious kind of problem (a wrong number first), None when verified."""
+        kinds = [k for k, _ in self.problems]
+        for k in ("verify", "binding", "dataset", "unsafe"):
+            if k in kinds:
+                return k
+        return None
+
+
+def verify_record(rec: Mapping[str, Any], record_path: str | os.PathLike[str], chunk_size: Optional[int] = None,
+                  reference: "Optional[TestSplit]" = None) -> Verification:
+    """Recompute every metric of a valid record from its score files and check what binds it to its data.
+
+    Each score file must lie inside the record's folder (no ``..``, no symbolic link), have the recorded
+    sha256 and shape, and score the test split the record claims: when it carries clip digests, the
+    fingerprint recomputed from them must be the record's. All runs must score the same captions and clips.
+    Each per-seed metric must equal the engine's value, ``n_uncaptioned_clips`` the engine's count, and the
+    summary the mean/std of the recomputed runs. With ``reference`` (the test split read from the dataset
+    itself), the record's fingerprint must be the split's and every score file must score exactly its
+    clips and captions (:func:`dvtr_bench.protocol.binding.check_against_split`).
+    """
+    out = Verification()
+    problems = out.problems
     recomputed: list[dict[str, float]] = []
+    ds = rec["dataset"]
+    if reference is not None and reference.fingerprint != ds["fingerprint"]:
+        problems.append(("dataset", f"the record claims test split {ds['fingerprint'][:16]}…, the dataset's test "
+                                    f"split is {reference.fingerprint[:16]}…"))
+    first: Optional[ScoreFile] = None
     for i, run in enumerate(rec["runs"]):
-        path = score_path(rec, run, record_path)
+        where = f"runs[{i}] (seed {run['seed']})"
+        rel = run["scores"]["path"]
+        try:
+            path = resolve_score_path(record_path, rel)
+        except InputError as exc:
+            problems.append(("unsafe", f"{where}: {exc.reason}"))
+            continue
         try:
             sf = load_scores(path, expected_sha256=run["scores"]["sha256"], mmap=True)
         except InputError as exc:
-            problems.append(f"runs[{i}] (seed {run['seed']}): {exc.reason} ({path})")
+            problems.append(("verify", f"{where}: {exc.reason} ({rel})"))
             continue
-        ds = rec["dataset"]
+        out.score_files.append(sf)
         if (sf.n_captions, sf.n_clips) != (ds["n_captions"], ds["n_clips"]):
-            problems.append(f"runs[{i}] (seed {run['seed']}): score matrix is {sf.n_captions}x{sf.n_clips}, "
-                            f"record says {ds['n_captions']}x{ds['n_clips']}")
+            problems.append(("verify", f"{where}: score matrix is {sf.n_captions}x{sf.n_clips}, record says "
+                                       f"{ds['n_captions']}x{ds['n_clips']}"))
             continue
+        if sf.fingerprint is not None and sf.fingerprint != ds["fingerprint"]:
+            wrong = [p for p in problems if p[0] == "binding" and sf.fingerprint[:16] in p[1]]
+            if not wrong:      # one sentence per wrong split, not one per seed
+                problems.append(("binding", f"{where}: its score file scores test split {sf.fingerprint[:16]}…, "
+                                            f"but the record claims dataset fingerprint {ds['fingerprint'][:16]}…"))
+        if first is None:
+            first = sf
+        elif sf.content_key() != first.content_key():
+            problems.append(("binding", f"{where}: scores other captions or clips than runs[0]"))
+        if reference is not None:
+            from dvtr_bench.protocol.binding import check_against_split
+
+            problems.extend(("dataset", f"{where}: {p}") for p in check_against_split(sf, reference))
         try:
-            metrics = evaluate(sf.scores, sf.caption_to_clip, chunk_size=chunk_size).metrics
+            result = evaluate(sf.scores, sf.caption_to_clip, chunk_size=chunk_size)
         except ValueError as exc:
-            problems.append(f"runs[{i}] (seed {run['seed']}): {exc}")
+            problems.append(("verify", f"{where}: {exc}"))
             continue
+        metrics = result.metrics
         recomputed.append(metrics)
         for k in METRIC_KEYS:
             if not _close(run["metrics"][k], metrics[k]):
-                problems.append(f"runs[{i}] (seed {run['seed']}) {k}: recorded {run['metrics'][k]!r}, "
-                                f"recomputed {metrics[k]!r}")
+                problems.append(("verify", f"{where} {k}: recorded {run['metrics'][k]!r}, recomputed {metrics[k]!r}"))
+        if ds.get("n_uncaptioned_clips") is not None and ds["n_uncaptioned_clips"] != result.n_uncaptioned_clips:
+            problems.append(("verify", f"{where}: dataset.n_uncaptioned_clips is {ds['n_uncaptioned_clips']}, "
+                                       f"the score file has {result.n_uncaptioned_clips} clip(s) without a caption"))
     if not problems:
         expected = summarise_runs(recomputed)
         for part in ("mean", "std"):
             got, want = rec["summary"][part], expected[part]
             if want is None or got is None:
                 if want is not got:
-                    problems.append(f"summary.{part}: recorded {got!r}, recomputed {want!r}")
+                    problems.append(("verify", f"summary.{part}: recorded {got!r}, recomputed {want!r}"))
                 continue
             for k in METRIC_KEYS:
                 if not _close(got[k], want[k]):
-                    problems.append(f"summary.{part}.{k}: recorded {got[k]!r}, recomputed {want[k]!r}")
-    return problems
+                    problems.append(("verify", f"summary.{part}.{k}: recorded {got[k]!r}, recomputed {want[k]!r}"))
+    return out
+
+
+def recompute_metrics(rec: Mapping[str, Any], record_path: str | os.PathLike[str],
+                      chunk_size: Optional[int] = None) -> list[str]:
+    """Every problem :func:`verify_record` finds, as sentences (empty = verified)."""
+    return [text for _, text in verify_record(rec, record_path, chunk_size=chunk_size).problems]
 
 
 def _metric_consistency(m: Mapping[str, float], where: str) -> list[str]:
@@ -392,10 +595,12 @@ def _where(path: Sequence[Any]) -> str:
 
 
 def _relpath(path: Path, start: Path) -> str:
+    # The folder is resolved, the file name is not: a score file that is a symbolic link must be seen as one.
+    real = Path(os.path.abspath(path)).parent.resolve() / Path(path).name
     try:
-        return Path(os.path.relpath(path.resolve(), start)).as_posix()
+        return Path(os.path.relpath(real, start)).as_posix()
     except ValueError:  # different drives on Windows
-        return path.resolve().as_posix()
+        return real.as_posix()
 
 
 def _opt_float(x: Optional[float]) -> Optional[float]:
@@ -403,4 +608,38 @@ def _opt_float(x: Optional[float]) -> Optional[float]:
 
 
 def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not allowed in a record")
+    raise ValueError(f"{name} is not allowed in a record (numbers must be finite)")
+
+
+def _finite_float(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):
+        raise ValueError(f"number {text[:30]} is not finite as a 64-bit float")
+    return x
+
+
+def _bounded_int(text: str) -> int:
+    # Python refuses to parse integers of more than 4300 digits with its own ValueError; this is far below.
+    if len(text.lstrip("-")) > 16 or abs(int(text)) > MAX_INT:
+        raise ValueError(f"integer {text[:20]}{'…' if len(text) > 20 else ''} is beyond ±2**53")
+    return int(text)
+
+
+def _short_int(v: int) -> str:
+    digits = len(str(abs(v))) if abs(v) < 10 ** 4000 else 4000
+    return f"with {digits}+ digits" if digits > 20 else str(v)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A JSON string literal, matched possessively so that no input makes the match backtrack.
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.S)
+
+
+def _nesting_depth(text: str) -> int:
+    """Deepest nesting of [ and { outside string literals, without recursion (the parser would recurse)."""
+    stripped = _JSON_STRING.sub("", text).encode("utf-8", "surrogatepass")
+    b = np.frombuffer(stripped, dtype=np.uint8)
+    step = np.zeros(b.shape, dtype=np.int32)
+    step[(b == ord("[")) | (b == ord("{"))] = 1
+    step[(b == ord("]")) | (b == ord("}"))] = -1
+    return int(np.cumsum(step).max(initial=0))

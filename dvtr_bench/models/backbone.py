@@ -32,6 +32,7 @@ from open_clip.model import CLIP, convert_to_custom_text_state_dict, get_model_p
 from torch import nn
 
 from dvtr_bench.errors import ConfigError
+from dvtr_bench.provenance import file_sha256
 from dvtr_bench.models.base import FrameSpec
 from dvtr_bench.protocol import v1
 
@@ -158,16 +159,6 @@ def _strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
             sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
             break
     return sd
-
-
-def _sha256(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def known_releases() -> dict[str, tuple[str, str, bool]]:
@@ -335,7 +326,7 @@ def create_backbone(name: str = "ViT-B-32", pretrained: str | os.PathLike | None
                 raise ConfigError(f"open_clip has no download location for {name} / {pretrained!r}")
         elif Path(pretrained).expanduser().is_file():
             ckpt = str(Path(pretrained).expanduser())
-            sha = _sha256(ckpt)
+            sha = file_sha256(ckpt)
             check_checkpoint_identity(name, ckpt, sha)
         elif "/" in pretrained or "\\" in pretrained or Path(pretrained).suffix:
             raise ConfigError(f"checkpoint file not found: {pretrained}. Give the path of a saved state dict "
@@ -356,7 +347,7 @@ def create_backbone(name: str = "ViT-B-32", pretrained: str | os.PathLike | None
         logging.disable(previous)
     if ckpt is not None:
         _load_weights(model, ckpt, context_length, resize_ok=image_size is not None)
-        sha = sha or _sha256(ckpt)
+        sha = sha or file_sha256(ckpt)
     pcfg = dict(get_model_preprocess_cfg(model))
     size = pcfg.get("size", 224)
     size = size[0] if isinstance(size, (tuple, list)) else size

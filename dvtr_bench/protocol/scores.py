@@ -38,6 +38,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from dvtr_bench.errors import InputError
+from dvtr_bench.provenance import file_sha256
 
 FORMAT_VERSION = 2
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
@@ -205,7 +206,7 @@ def save_scores(path: str | Path, scores: np.ndarray, caption_to_clip: np.ndarra
                 info.external_attr = 0o644 << 16
                 with zf.open(info, "w", force_zip64=True) as fh:
                     np.lib.format.write_array(fh, arrays[name], allow_pickle=False)
-        digest = _sha256(tmp)
+        digest = file_sha256(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -230,7 +231,7 @@ def load_scores(path: str | Path, expected_sha256: Optional[str] = None, mmap: b
     path = Path(path)
     if not path.is_file():
         raise InputError("score file not found", file=path)
-    digest = _sha256(path)
+    digest = file_sha256(path)
     if expected_sha256 is not None and digest != expected_sha256:
         raise InputError(f"sha256 mismatch: file has {digest[:16]}…, expected {expected_sha256[:16]}… "
                          "(the file was replaced or modified)", file=path)
@@ -347,14 +348,6 @@ def _str_array(values: Sequence[str], n: int, name: str) -> np.ndarray:
     if n == 0:
         arr = np.zeros(0, dtype="<U1")
     return arr
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_npy_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype]:

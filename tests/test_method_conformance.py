@@ -119,6 +119,24 @@ def test_default_scoring_depends_only_on_the_pair(methods, name):
     torch.testing.assert_close(blocked, full, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", METHODS)
+def test_index_vectors_and_the_dot_product_claim(methods, name):
+    """Every method gives one vector per caption and per clip for `dvtr index`; a method that claims its score is
+    their dot product is held to it, because an index then ranks without re-scoring."""
+    m = methods[name]
+    frames, mask = _clips(5, seed=2), torch.ones(5, v1.NUM_FRAMES, dtype=torch.bool)
+    mask[3, 4:] = False
+    with torch.no_grad():
+        text, video = m.encode_text(m.tokenize(CAPTIONS)), m.encode_video(frames, mask)
+        tv, vv = m.text_vector(text), m.video_vector(video)
+        scores = m.score(text, video)
+    assert tv.ndim == 2 and tv.shape[0] == len(CAPTIONS) and vv.shape == (5, tv.shape[1])
+    assert tv.dtype == vv.dtype == torch.float32 and torch.isfinite(tv).all() and torch.isfinite(vv).all()
+    torch.testing.assert_close(tv.norm(dim=1), torch.ones(len(CAPTIONS)), rtol=0, atol=1e-5)
+    if m.dot_product:
+        torch.testing.assert_close(tv @ vv.T, scores, rtol=0, atol=1e-5)
+
+
 def test_msam_transductive_option_depends_on_the_caption_block():
     m = _tiny("msam", transductive_scoring=True, eval_text_block=4).eval()
     assert m.transductive is True and m.eval_text_block == 4

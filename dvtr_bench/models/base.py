@@ -11,6 +11,10 @@ The trainer, the evaluation runner and the protocol only ever talk to a :class:`
 * ``loss(text, video)`` -> ``{"loss": total, ...named terms}``; text ``i`` matches video ``i``.
 * ``param_groups()`` -> backbone parameters vs. new-module parameters (they get different learning rates), each
   split into decayed / not decayed.
+* ``text_vector(text)`` / ``video_vector(video)`` -> one ``[n, D]`` float vector per caption / clip, what a vector
+  index (``dvtr index``) stores and searches. When ``dot_product`` is True, ``score`` *is* their inner product, so
+  the index ranks clips exactly as the method does; otherwise (cross-encoders, text-conditioned pooling) the
+  vectors only shortlist candidates, which the method's own ``score`` then re-ranks.
 
 Transductive scoring (MSAM as released, option ``transductive_scoring=True``): the score of a pair also depends on
 the other captions scored with it. Such a method sets ``transductive = True`` and ``eval_text_block`` (the number
@@ -127,6 +131,9 @@ class RetrievalMethod(nn.Module):
     name: ClassVar[str] = ""
     transductive: bool = False
     eval_text_block: int | None = None  # set only by transductive methods: captions scored together
+    # True only when score(t, v) == text_vector(t) @ video_vector(v).T (checked by the conformance tests): a claim
+    # an index relies on to skip re-ranking, so a method that looks at the pair must leave it False.
+    dot_product: ClassVar[bool] = False
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
@@ -164,6 +171,15 @@ class RetrievalMethod(nn.Module):
 
     def loss(self, text: Embedding, video: Embedding) -> dict[str, torch.Tensor]:
         """Training loss of a batch where text ``i`` matches video ``i``; ``"loss"`` is the total."""
+        raise NotImplementedError
+
+    def text_vector(self, text: Embedding) -> torch.Tensor:
+        """``[n_text, D]`` float vectors for a vector index; with ``dot_product`` their inner products with
+        :meth:`video_vector` are the scores."""
+        raise NotImplementedError
+
+    def video_vector(self, video: Embedding) -> torch.Tensor:
+        """``[n_video, D]`` float vectors for a vector index (see :meth:`text_vector`)."""
         raise NotImplementedError
 
     # ---- helpers shared by all methods ---------------------------------------------------------------------

@@ -126,6 +126,21 @@ class FrameMethod(RetrievalMethod):
         out[mask_sorted] = feats
         return out, mask_sorted
 
+    # ---- vectors for an index ---------------------------------------------------------------------------------
+    def text_vector(self, text: Embedding) -> torch.Tensor:
+        """The normalised sentence embedding."""
+        return l2n(text["text"].float())
+
+    def video_vector(self, video: Embedding) -> torch.Tensor:
+        """The method's own pooled video when it has one, else meanP of its frame embeddings.
+
+        For a method whose score is not a dot product these are CLIP-style candidates, not its scores: the
+        text-independent summary closest to what its score compares.
+        """
+        if "video" in video:
+            return l2n(video["video"].float())
+        return mean_pool(video["frames"].float(), video["frame_mask"])
+
 
 def pairwise_chunks(n_text: int, n_video: int, budget: int) -> int:
     """How many texts to score at once so that ``texts x videos`` stays under ``budget`` pairs."""

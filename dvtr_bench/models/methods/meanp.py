@@ -15,6 +15,7 @@ from dvtr_bench.models.registry import register
 @register
 class MeanP(FrameMethod):
     name = "meanP"
+    dot_product = True  # cosine of two independently computed embeddings (seqLSTM, seqTransf inherit it)
 
     def __init__(self, backbone, **options):
         if options:

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "annotations": ("annotations", "annotations"),
     "run-baseline": ("run_baseline", "run_baseline"),
     "leaderboard": ("leaderboard", "leaderboard"),
+    "index": ("index", "index"),
+    "search": ("search", "search"),
     "demo": ("demo", "demo"),
 }
 
@@ -60,6 +62,8 @@ def cli() -> None:
       dvtr build-dataset footage/videos --annotations footage/annotations.jsonl --out ds/
       dvtr run-baseline meanP --dataset ds/ --out results/
       dvtr leaderboard results/ --out tables/
+      dvtr index ds/ --run results/meanP-ViT-B-32 --out idx/
+      dvtr search idx/ "two boats moored beside a pier"
 
     `dvtr demo` runs the whole chain on a small synthetic set on a CPU.
 

@@ -39,3 +39,12 @@ def learnable_splits():
     from dvtr_bench.testing.learnable import learnable_dataset
 
     return learnable_dataset(n_train=16, n_val=8, n_test=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs():
+    """(dataset folder, {"meanP": run folder, "xpool": run folder}): a learnable dataset and two finished tiny runs,
+    shared by the search, gallery and browser tests."""
+    from dvtr_bench.testing.runs import tiny_runs
+
+    return tiny_runs()

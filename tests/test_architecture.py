@@ -26,8 +26,10 @@ ALLOWED: dict[str, set[str]] = {
     "dataset": {"protocol", "annotations", "video"},
     "models": {"protocol"},
     "engine": {"protocol", "models", "dataset", "annotations", "video"},
-    "testing": {"protocol", "annotations", "video", "synth", "dataset", "models", "engine", "leaderboard"},
-    "commands": {"protocol", "annotations", "video", "synth", "dataset", "models", "engine", "leaderboard", "root"},
+    "search": {"protocol", "models", "dataset", "annotations", "video", "engine"},
+    "testing": {"protocol", "annotations", "video", "synth", "dataset", "models", "engine", "leaderboard", "search"},
+    "commands": {"protocol", "annotations", "video", "synth", "dataset", "models", "engine", "leaderboard", "search",
+                 "root"},
     "cli": {"commands"},
     "__main__": {"cli"},
     # The package root is the public facade (``dvtr_bench.load_dataset``); nothing inside the package imports it.

@@ -16,8 +16,9 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 
 venv: $(STAMP)
 
-# The browser tests (tests/test_leaderboard_browser.py) drive Debian's chromium through playwright, never a browser
-# playwright would download. A no-op when it is installed; CI runs as root on a clean Debian machine.
+# The browser tests (tests/test_leaderboard_browser.py, tests/test_pages_browser.py) drive Debian's chromium through
+# playwright, never a browser playwright would download. A no-op when it is installed; CI runs as root on a clean
+# Debian machine.
 browser:
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 

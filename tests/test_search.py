@@ -24,7 +24,9 @@ QUERY = "a red square moving left over grey ground"
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    res.text = " ".join(res.output.split())    # rich wraps long lines at the terminal width
+    return res
 
 
 def exhaustive_ranking(model, dataset_dir: Path, split: str, query: str) -> tuple[list[str], np.ndarray]:
@@ -50,7 +52,7 @@ def meanp_index(tiny_runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("idx") / "meanp"
     res = invoke("index", ds, "--run", runs["meanP"], "--out", out, "--device", "cpu")
     assert res.exit_code == 0, res.output + repr(res.exception)
-    return out, res.output
+    return out, res.text
 
 
 def test_index_of_a_dataset_holds_every_clip_and_the_model_identity(tiny_runs, meanp_index):
@@ -122,7 +124,7 @@ def test_search_cli_prints_the_hits_latency_and_writes_json_and_html(meanp_index
     res = invoke("search", out, QUERY, "-k", "4", "--html", page, "--json", answer)
     assert res.exit_code == 0, res.output + repr(res.exception)
     for text in ("top 4 of 36 clips", "query latency", "text encoding", "index 36 clips", "exact"):
-        assert text in res.output
+        assert text in res.text
     doc = json.loads(answer.read_text())
     assert doc["query"] == QUERY and len(doc["hits"]) == 4 and doc["index"]["n_clips"] == 36
     assert {"encode_text_ms", "search_ms", "total_ms"} <= set(doc) and doc["model"]["method"] == "meanP"
@@ -158,7 +160,7 @@ def test_raw_footage_is_cut_by_the_build_pipeline_and_resumes(footage, tmp_path)
         row = index.rows[0]
         assert Path(row["source"]).name.startswith("flight_") and Path(row["source"]).is_file()
         assert row["end_s"] - row["start_s"] == pytest.approx(2.0, abs=0.2)
-    assert "video(s) of raw footage" in first.output
+    assert "video(s) of raw footage" in first.text
     again = invoke(*args)
     assert again.exit_code == 0
     build = json.loads((out / I.CLIPS / "build" / "build.json").read_text())
@@ -193,7 +195,7 @@ def test_hits_carry_gps_when_the_dataset_has_telemetry(tmp_path):
     res = Searcher(tmp_path / "idx", model=model).search("a square", k=6)
     assert all(h.telemetry and h.telemetry["lon"] == 2.35 and h.telemetry["alt_m"] == 90 for h in res.hits)
     printed = invoke("search", tmp_path / "idx", "a square", "-k", "2")
-    assert printed.exit_code == 0 and "GPS" in printed.output and "48.85" in printed.output
+    assert printed.exit_code == 0 and "GPS" in printed.text and "48.85" in printed.text
 
 
 def test_thumbnail_strip_has_n_frames_of_the_target_size():
@@ -216,8 +218,8 @@ def test_index_built_with_another_model_than_the_query(tiny_runs, meanp_index):
     _, runs = tiny_runs
     res = invoke("search", meanp_index[0], QUERY, "--run", runs["xpool"])
     assert res.exit_code == 2
-    assert "another model than the query's" in res.output and str(meanp_index[0] / I.MANIFEST) in res.output
-    assert "Traceback" not in res.output
+    assert "another model than the query's" in res.text and str(meanp_index[0] / I.MANIFEST) in res.text
+    assert "Traceback" not in res.text
 
 
 def test_a_run_retrained_in_place_is_another_model(tiny_runs, tmp_path):
@@ -229,7 +231,7 @@ def test_a_run_retrained_in_place_is_another_model(tiny_runs, tmp_path):
     ckpt["model"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     torch.save(ckpt, run / "seed0" / "best.pt")
     res = invoke("search", tmp_path / "idx", QUERY)
-    assert res.exit_code == 2 and "another model than the query's" in res.output
+    assert res.exit_code == 2 and "another model than the query's" in res.text
 
 
 def test_missing_checkpoint(tiny_runs, tmp_path):
@@ -240,17 +242,17 @@ def test_missing_checkpoint(tiny_runs, tmp_path):
     (run / "seed0" / "best.pt").unlink()
     for res in (invoke("index", ds, "--run", run, "--out", tmp_path / "idx2"), invoke("search", tmp_path / "idx", "x")):
         assert res.exit_code == 2, res.output
-        assert "checkpoint not found" in res.output and "best.pt" in res.output
+        assert "checkpoint not found" in res.text and "best.pt" in res.text
     missing = invoke("index", ds, "--run", tmp_path / "nowhere" / "best.pt", "--out", tmp_path / "idx3")
-    assert missing.exit_code == 2 and "checkpoint not found" in missing.output
+    assert missing.exit_code == 2 and "checkpoint not found" in missing.text
     wrong_seed = invoke("index", ds, "--run", runs["meanP"], "--seed", "7", "--out", tmp_path / "idx4")
-    assert wrong_seed.exit_code == 2 and "no seed 7" in wrong_seed.output
+    assert wrong_seed.exit_code == 2 and "no seed 7" in wrong_seed.text
 
 
 def test_empty_query(meanp_index):
     for q in ("", "   "):
         res = invoke("search", meanp_index[0], q)
-        assert res.exit_code == 2 and "the query is empty" in res.output
+        assert res.exit_code == 2 and "the query is empty" in res.text
     s = Searcher(meanp_index[0])
     with pytest.raises(InputError, match="empty"):
         s.search(" \n")
@@ -268,7 +270,7 @@ def test_dataset_without_frames(tmp_path, tiny_runs):
         .to_parquet(str(ds / "data" / "test-00000-of-00001.parquet"))
     write_atomic(ds / "README.md", card_yaml(["test"], 2, "other", "no frames"))
     res = invoke("index", ds, "--run", runs["meanP"], "--out", tmp_path / "idx")
-    assert res.exit_code == 2 and "no stored frames" in res.output and str(ds) in res.output
+    assert res.exit_code == 2 and "no stored frames" in res.text and str(ds) in res.text
 
 
 def test_other_bad_sources_and_indexes(tmp_path, tiny_runs):
@@ -285,5 +287,5 @@ def test_other_bad_sources_and_indexes(tmp_path, tiny_runs):
     ]:
         res = invoke(*args)
         assert res.exit_code == 2, (args, res.output)
-        assert text in res.output, (args, res.output)
-        assert "Traceback" not in res.output
+        assert text in res.text, (args, res.output)
+        assert "Traceback" not in res.text

@@ -106,6 +106,10 @@ def index(source: str, out: Path, run: str | None, seed: int | None, backbone: s
     from dvtr_bench.search.index import human_kind
     from dvtr_bench.search.model import resolve_device
 
+    import datasets
+
+    # Our own bars show progress; datasets' per-split tqdm lines would interleave with them.
+    datasets.disable_progress_bars()
     kind, _ = run_cli(lambda: resolve_source(source))
     config = None
     if kind == "footage":

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "leaderboard": ("leaderboard", "leaderboard"),
     "index": ("index", "index"),
     "search": ("search", "search"),
+    "gallery": ("gallery", "gallery"),
     "demo": ("demo", "demo"),
 }
 

@@ -66,3 +66,30 @@ def test_search_page_in_the_browser(tiny_runs, tmp_path):
         _hover_plays(visit, "li.hit .flip")
         png = visit.page.screenshot()
     assert len(png) > 20_000     # a rendered page with pictures, not a blank one
+
+
+def test_gallery_page_in_the_browser(tiny_runs, tmp_path):
+    ds, runs = tiny_runs
+    _invoke("gallery", runs["meanP"].parent, "--dataset", ds, "--out", tmp_path / "gal", "--captions", "3",
+            "--hardest", "1", "--clips", "2")
+    (page,) = (tmp_path / "gal").glob("*/gallery.html")
+    with open_page(page, width=1200, height=900) as visit:
+        _offline_and_clean(visit)
+        assert visit.js("document.querySelectorAll('.item.t2v').length") == 4
+        assert visit.js("document.querySelectorAll('.item.v2t').length") == 2
+        _flip_backgrounds_decode(visit)
+        # the correct clip is marked in the caption's header and wherever a method has it in its top 5
+        marked = visit.js("document.querySelectorAll('.item.t2v .truth .t.hit').length")
+        in_tops = visit.js("document.querySelectorAll('.item.t2v table .t.hit').length")
+        checks = visit.js("document.querySelectorAll('.item.t2v .hitmark').length")
+        assert marked == 4 and checks == in_tops
+        ranks = visit.js("Array.from(document.querySelectorAll('.item.t2v td.r'), e => e.textContent)")
+        assert len(ranks) == 8 and all(r.startswith("#") for r in ranks)
+        # a method whose correct clip is at rank r <= 5 shows it in column r, marked
+        rows = visit.js("""Array.from(document.querySelectorAll('.item.t2v table tr')).slice(0).filter(
+            tr => tr.querySelector('td.r')).map(tr => [parseInt(tr.querySelector('td.r').textContent.slice(1)),
+            Array.from(tr.querySelectorAll('.t')).findIndex(t => t.classList.contains('hit'))])""")
+        for rank, col in rows:
+            assert col == (rank - 1 if rank <= 5 else -1), (rank, col)
+        assert visit.js("document.documentElement.scrollWidth") <= 1200
+        _hover_plays(visit, ".item.t2v table .flip")

@@ -107,15 +107,31 @@ def test_pairwise_method_is_reranked_by_its_own_score(tiny_runs, tmp_path):
     s.close()
 
 
-def test_approximate_index_finds_what_exact_search_finds(tiny_runs, meanp_index, tmp_path):
+def test_approximate_indexes_find_what_exact_search_finds(tiny_runs, meanp_index, tmp_path):
     ds, runs = tiny_runs
     model = load_run(runs["meanP"])
-    build_index(ds, tmp_path / "hnsw", model, kind="hnsw", hnsw_m=8, ef_construction=40, ef_search=64)
-    assert (tmp_path / "hnsw" / I.FAISS).is_file()
-    approx = Searcher(tmp_path / "hnsw", model=model).search(QUERY, k=5)
     exact = Searcher(meanp_index[0], model=model).search(QUERY, k=5)
-    assert approx.index["kind"] == "hnsw"
-    assert [h.clip_id for h in approx.hits] == [h.clip_id for h in exact.hits]   # 36 clips: the graph is exhaustive
+    res = invoke("index", ds, "--run", runs["meanP"], "--approximate", "--out", tmp_path / "ivf")
+    assert res.exit_code == 0, res.output
+    assert "faiss IVF" in res.text
+    build_index(ds, tmp_path / "hnsw", model, kind="hnsw", hnsw_m=8, ef_construction=40, ef_search=64)
+    for kind in ("ivf", "hnsw"):
+        assert (tmp_path / kind / I.FAISS).is_file()
+        approx = Searcher(tmp_path / kind, model=model).search(QUERY, k=5)
+        assert approx.index["kind"] == kind
+        # 36 clips: the IVF index has one list (every list is scanned) and the graph reaches every node
+        assert [h.clip_id for h in approx.hits] == [h.clip_id for h in exact.hits]
+    man = json.loads((tmp_path / "ivf" / I.MANIFEST).read_text())["search"]
+    assert man == {"kind": "ivf", "metric": "inner_product", "nlist": 1, "nprobe": 1}
+
+
+def test_ivf_defaults_scale_with_the_archive():
+    assert I.default_nlist(36) == 1 and I.default_nlist(10_000) == 256 and I.default_nlist(100_000) == 1265
+    assert I.default_nprobe(1) == 1 and I.default_nprobe(32) == 32 and I.default_nprobe(1265) == 80
+    x = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = I.make_faiss(x, "ivf")
+    assert index.nlist == I.default_nlist(2000) == 51 and index.ntotal == 2000
 
 
 def test_search_cli_prints_the_hits_latency_and_writes_json_and_html(meanp_index, tmp_path):

@@ -62,12 +62,17 @@ def human_bytes(n: float) -> str:
 @model_options
 @click.option("--split", "splits", multiple=True, metavar="NAME",
               help="Dataset split to index (repeatable; default: every split).")
-@click.option("--approximate", is_flag=True,
-              help="Approximate search (faiss HNSW) for large archives, instead of exact inner product.")
+@click.option("--approximate", type=click.Choice(["ivf", "hnsw"]), is_flag=False, flag_value="ivf", default=None,
+              help="Approximate search for large archives instead of exact inner product: faiss IVF (the default "
+                   "when no kind is given) or HNSW.")
+@click.option("--nlist", type=click.IntRange(1), default=None,
+              help="IVF: number of lists [default: about 4 sqrt(clips)].")
+@click.option("--nprobe", type=click.IntRange(1), default=None,
+              help="IVF: lists scanned per query (higher: better recall, slower) [default: nlist / 16].")
 @click.option("--hnsw-m", type=click.IntRange(4, 256), default=32, show_default=True, help="HNSW graph degree.")
 @click.option("--ef-construction", type=click.IntRange(8), default=200, show_default=True,
               help="HNSW build breadth.")
-@click.option("--ef-search", type=click.IntRange(1), default=128, show_default=True,
+@click.option("--ef-search", type=click.IntRange(1), default=512, show_default=True,
               help="HNSW default search breadth (higher: better recall, slower).")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Clips per forward pass.")
 @click.option("--loader-workers", type=click.IntRange(0), default=0, show_default=True,
@@ -84,8 +89,8 @@ def human_bytes(n: float) -> str:
               help="Footage only: videos cut in parallel (default: CPU count, max 8).")
 @click.option("--no-resume", is_flag=True, help="Footage only: cut every video again, ignoring staged results.")
 def index(source: str, out: Path, run: str | None, seed: int | None, backbone: str | None, pretrained: str | None,
-          method: str, device: str, splits: tuple[str, ...], approximate: bool, hnsw_m: int, ef_construction: int,
-          ef_search: int, batch_size: int, loader_workers: int, annotations: str | None, segmenter: str,
+          method: str, device: str, splits: tuple[str, ...], approximate: str | None, nlist: int | None,
+          nprobe: int | None, hnsw_m: int, ef_construction: int, ef_search: int, batch_size: int, loader_workers: int, annotations: str | None, segmenter: str,
           segmenter_params: tuple[str, ...], min_len: float | None, max_len: float | None, workers: int | None,
           no_resume: bool) -> None:
     """Embed every clip of SOURCE with a model and write a searchable index to OUT.
@@ -123,8 +128,8 @@ def index(source: str, out: Path, run: str | None, seed: int | None, backbone: s
     model = load_model_cli(run, seed, backbone, pretrained, method, device)
     with progress_bars(transient=True) as report:
         res = run_cli(lambda: build_index(
-            source, out, model, splits=list(splits) or None, kind="hnsw" if approximate else "exact", hnsw_m=hnsw_m,
-            ef_construction=ef_construction, ef_search=ef_search, batch_size=batch_size, num_workers=loader_workers,
+            source, out, model, splits=list(splits) or None, kind=approximate or "exact", nlist=nlist, nprobe=nprobe,
+            hnsw_m=hnsw_m, ef_construction=ef_construction, ef_search=ef_search, batch_size=batch_size, num_workers=loader_workers,
             device=resolve_device(device), build_config=config, annotations=annotations, workers=workers,
             resume=not no_resume, progress=report))
     man = res.manifest

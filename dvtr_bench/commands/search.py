@@ -24,12 +24,14 @@ from dvtr_bench.commands.index import human_bytes, load_model_cli, model_options
 @click.option("--candidates", type=click.IntRange(1), default=None,
               help="Methods whose score is not a dot product: how many vector-search candidates their own score "
                    "re-ranks [default: max(100, 10 k)].")
+@click.option("--nprobe", type=click.IntRange(1), default=None,
+              help="IVF index: lists scanned (default: the index's; higher: better recall, slower).")
 @click.option("--ef-search", type=click.IntRange(1), default=None,
-              help="Approximate index: search breadth (default: the index's).")
+              help="HNSW index: search breadth (default: the index's).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="faiss threads (default: all cores).")
 @model_options
 def search(index_dir: Path, query: str, k: int, html_path: Path | None, json_path: str | None,
-           candidates: int | None, ef_search: int | None, threads: int | None, run: str | None, seed: int | None,
+           candidates: int | None, nprobe: int | None, ef_search: int | None, threads: int | None, run: str | None, seed: int | None,
            backbone: str | None, pretrained: str | None, method: str, device: str) -> None:
     """Print the K clips of INDEX that best match QUERY, with their file, time span, score and GPS.
 
@@ -53,7 +55,7 @@ def search(index_dir: Path, query: str, k: int, html_path: Path | None, json_pat
     if run is not None or backbone is not None:
         model = load_model_cli(run, seed, backbone, pretrained, method, device)
     searcher = run_cli(lambda: Searcher(index_dir, model=model, device=resolve_device(device), threads=threads,
-                                        ef_search=ef_search))
+                                        nprobe=nprobe, ef_search=ef_search))
     try:
         result = run_cli(lambda: searcher.search(query, k=k, candidates=candidates))
         if json_path == "-":
@@ -100,7 +102,8 @@ def _print(result: object) -> None:
     console.print(t)
     if r.reranked:
         console.print(f"[dim]{escape(r.scoring)}[/dim]")
-    kind = "exact" if r.index["kind"] == "exact" else f"approximate {r.index['kind']}"
+    kind = "exact" if r.index["kind"] == "exact" else f"approximate {r.index['kind']}" + "".join(
+        f", {k} {v}" for k, v in r.index.items() if k in ("nprobe", "ef_search"))
     console.print(f"query latency {r.search_ms:.2f} ms search ({kind})"
                   + (f" + {r.rerank_ms:.1f} ms re-ranking {r.candidates} candidates" if r.reranked else "")
                   + f"; text encoding {r.encode_text_ms:.1f} ms · index {r.index['n_clips']} clips, "

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from dvtr_bench._version import __version__
 from dvtr_bench.engine.data import ClipFrames, prepare
-from dvtr_bench.errors import InputError
+from dvtr_bench.errors import ConfigError, InputError
 from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.provenance import git_commit, hardware
 from dvtr_bench.search import index as I
@@ -122,7 +122,8 @@ def _video_sources(dataset_dir: Path | None) -> dict[str, str]:
 
 
 def build_index(source: str | Path, out: str | Path, model: LoadedModel, *, splits: Sequence[str] | None = None,
-                kind: str = "exact", hnsw_m: int = I.DEFAULT_HNSW_M, ef_construction: int = I.DEFAULT_EF_CONSTRUCTION,
+                kind: str = "exact", nlist: int | None = None, nprobe: int | None = None,
+                hnsw_m: int = I.DEFAULT_HNSW_M, ef_construction: int = I.DEFAULT_EF_CONSTRUCTION,
                 ef_search: int = I.DEFAULT_EF_SEARCH, batch_size: int = 32, num_workers: int = 0,
                 device: str | torch.device = "cpu", thumb_frames: int = STRIP_FRAMES, build_config: Any = None,
                 annotations: str | Path | None = None, workers: int | None = None, resume: bool = True,
@@ -134,7 +135,8 @@ def build_index(source: str | Path, out: str | Path, model: LoadedModel, *, spli
         out: the index folder (created; an index already there is replaced when this one is complete).
         model: from :func:`dvtr_bench.search.model.load_run` or :func:`~dvtr_bench.search.model.load_zero_shot`.
         splits: the dataset splits to index (default: all of them).
-        kind: ``"exact"`` (faiss IndexFlatIP) or ``"hnsw"`` (approximate, for large archives).
+        kind: ``"exact"`` (faiss IndexFlatIP), or for large archives ``"ivf"`` (IndexIVFFlat) or ``"hnsw"``.
+        nlist, nprobe: IVF lists and lists scanned per query (default: about 4 sqrt(n), and nlist / 16).
         hnsw_m, ef_construction, ef_search: HNSW graph degree, build breadth, default search breadth.
         batch_size, num_workers, device: clips per forward pass, frame-decoding worker processes, device.
         thumb_frames: frames per thumbnail strip.
@@ -193,6 +195,13 @@ def build_index(source: str | Path, out: str | Path, model: LoadedModel, *, spli
     n_total = sum(len(s) for s in parts.values())
     if n_total == 0:
         raise InputError("the dataset has no clip to index", file=source)
+    if kind not in I.KINDS:
+        raise ConfigError(f"unknown index kind {kind!r}; choose one of {', '.join(I.KINDS)}")
+    if kind == "ivf":
+        nlist = int(nlist or I.default_nlist(n_total))
+        if not 1 <= nlist <= n_total:
+            raise ConfigError(f"nlist must be between 1 and the number of clips ({n_total}), got {nlist}")
+        nprobe = int(min(nprobe or I.default_nprobe(nlist), nlist))
 
     method = model.method
     device = torch.device(device)
@@ -200,6 +209,7 @@ def build_index(source: str | Path, out: str | Path, model: LoadedModel, *, spli
     sources = _video_sources(dataset_dir)
     writer = I.IndexWriter(out, n_total)
     done = 0
+    model_s = 0.0     # encode_video alone: the evaluation runner's clips/s measures this part
     t_enc = time.perf_counter()
     try:
         for name, split in parts.items():
@@ -214,10 +224,14 @@ def build_index(source: str | Path, out: str | Path, model: LoadedModel, *, spli
             pending: list[tuple[list[int], dict[str, torch.Tensor], list[bytes]]] = []
             n_pending = 0
             for idx, x, mask, strips in loader:
+                t_model = time.perf_counter()
                 with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.float16,
                                                      enabled=device.type == "cuda"):
                     emb = method.encode_video(x.to(device, non_blocking=True), mask.to(device))
                 emb = {k: v.float() if v.is_floating_point() else v for k, v in emb.items()}
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                model_s += time.perf_counter() - t_model
                 pending.append((idx, emb, strips))
                 n_pending += len(idx)
                 done += len(idx)
@@ -238,17 +252,19 @@ def build_index(source: str | Path, out: str | Path, model: LoadedModel, *, spli
             "source": {"kind": src_kind, "path": str(source), "dataset": str(dataset_dir) if dataset_dir else str(src),
                        "splits": list(parts), "videos": (footage.n_videos if footage else None),
                        "failed_videos": [{"video_id": v, "reason": r} for v, r in failed]},
-            "search": {"kind": kind, "metric": "inner_product", "hnsw_m": hnsw_m if kind == "hnsw" else None,
-                       "ef_construction": ef_construction if kind == "hnsw" else None,
-                       "ef_search": ef_search if kind == "hnsw" else None},
+            "search": {"kind": kind, "metric": "inner_product",
+                       **({"nlist": nlist, "nprobe": nprobe} if kind == "ivf" else {}),
+                       **({"hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
+                          if kind == "hnsw" else {})},
             "scoring": {"dot_product": bool(model.identity.get("dot_product")),
                         "rerank": not model.identity.get("dot_product"), "note": scoring_note(model.identity)},
             "thumbs": {"frames": thumb_frames, "frame_size": list(STRIP_FRAME_SIZE)},
             "timings": {"cut_footage_s": build_s, "encode_s": encode_s,
-                        "clips_per_s": n_total / max(encode_s, 1e-9)},
+                        "clips_per_s": n_total / max(encode_s, 1e-9), "model_s": model_s,
+                        "model_clips_per_s": n_total / max(model_s, 1e-9)},
             "device": str(device), "hardware": hardware(),
         }
-        writer.finish(manifest, kind=kind, hnsw_m=hnsw_m, ef_construction=ef_construction)
+        writer.finish(manifest, kind=kind, hnsw_m=hnsw_m, ef_construction=ef_construction, nlist=nlist)
     except BaseException:
         writer.abort()
         raise

@@ -83,7 +83,7 @@ def thumbnail_strip(frames: Sequence[Any], n: int = STRIP_FRAMES, size: tuple[in
             cache[i] = _fit(_as_image(frames[i], size), size)
         strip.paste(cache[i], (k * size[0], 0))
     buf = io.BytesIO()
-    strip.save(buf, format="JPEG", quality=quality, optimize=True)
+    strip.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 

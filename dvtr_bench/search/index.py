@@ -8,7 +8,8 @@ Layout (``docs/search.md``)::
       rows.parquet        one row per clip, in vector order: clip_id, video_id, source, split, start_s, end_s,
                           label, captions, telemetry (JSON), thumb_offset, thumb_len, thumb_frames
       thumbs.bin          the thumbnail strips (JPEG), concatenated; rows give each one's offset and length
-      index.faiss         only for an approximate index (HNSW graph); exact search is built from vectors.npy
+      index.faiss         only for an approximate index (IVF lists or HNSW graph); exact search is built from
+                          vectors.npy
       embeddings/<k>.npy  only for methods whose score is not a dot product: their own clip embedding, per key,
                           which their ``score`` re-ranks the shortlisted candidates with
       clips/              only for an index of raw footage: the clips, cut by the build pipeline (resumable)
@@ -16,8 +17,15 @@ Layout (``docs/search.md``)::
 ``index.json`` is written last, so a folder without it is an unfinished index, never a wrong one.
 
 Exact search is faiss's ``IndexFlatIP`` (inner product of every vector, no approximation: the ranking is the
-model's). The approximate option is ``IndexHNSWFlat`` with inner product: no training step, so it works for any
-archive size, and its ``ef_search`` trades speed for recall at query time.
+model's). Approximate search, for large archives:
+
+* ``ivf`` (the default approximate kind): ``IndexIVFFlat``, inner product. k-means splits the vectors into
+  ``nlist`` lists (about 4 sqrt(n), and never fewer than 39 vectors a list); a query scans the ``nprobe`` nearest
+  lists (default nlist / 16). It stores the vectors uncompressed, so a candidate's score is exact; only which
+  clips are scanned is approximate. On the benchmark's generated 100,000-clip index it keeps recall@10 above 0.99
+  at about a twentieth of exact search's time.
+* ``hnsw``: ``IndexHNSWFlat``, inner product, no training; ``ef_search`` trades speed for recall. On the same
+  index it needs ef_search 512 for recall@10 0.97, and its graph takes three times as long to build.
 """
 
 from __future__ import annotations
@@ -42,10 +50,11 @@ THUMBS = "thumbs.bin"
 FAISS = "index.faiss"
 EMBEDDINGS = "embeddings"
 CLIPS = "clips"
-KINDS = ("exact", "hnsw")
+KINDS = ("exact", "ivf", "hnsw")
 DEFAULT_HNSW_M = 32
 DEFAULT_EF_CONSTRUCTION = 200
-DEFAULT_EF_SEARCH = 128
+DEFAULT_EF_SEARCH = 512
+MIN_PER_LIST = 39        # faiss's own floor for k-means: fewer training points per centroid and it warns
 ROW_COLUMNS = ("clip_id", "video_id", "source", "split", "start_s", "end_s", "label", "captions", "telemetry",
                "thumb_offset", "thumb_len", "thumb_frames")
 
@@ -65,15 +74,31 @@ def set_threads(n: int | None) -> None:
         faiss_module().omp_set_num_threads(int(n))
 
 
+def default_nlist(n: int) -> int:
+    """IVF lists for ``n`` vectors: about 4 sqrt(n), with at least ``MIN_PER_LIST`` vectors a list."""
+    return int(max(1, min(round(4 * n ** 0.5), n // MIN_PER_LIST)))
+
+
+def default_nprobe(nlist: int) -> int:
+    """Lists an IVF query scans by default: a sixteenth of them (every list of a small index)."""
+    return int(max(1, -(-nlist // 16))) if nlist >= 64 else int(nlist)
+
+
 def make_faiss(vectors: np.ndarray, kind: str = "exact", hnsw_m: int = DEFAULT_HNSW_M,
-               ef_construction: int = DEFAULT_EF_CONSTRUCTION) -> Any:
-    """A faiss inner-product index over ``vectors`` (``[n, D]`` float32): ``exact`` or ``hnsw``."""
+               ef_construction: int = DEFAULT_EF_CONSTRUCTION, nlist: int | None = None) -> Any:
+    """A faiss inner-product index over ``vectors`` (``[n, D]`` float32): ``exact``, ``ivf`` or ``hnsw``."""
     faiss = faiss_module()
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     if x.ndim != 2:
         raise ValueError(f"vectors must be [n, D], got {x.shape}")
     if kind == "exact":
         index = faiss.IndexFlatIP(x.shape[1])
+    elif kind == "ivf":
+        lists = int(nlist or default_nlist(x.shape[0]))
+        if not 1 <= lists <= x.shape[0]:
+            raise ConfigError(f"nlist must be between 1 and the number of clips ({x.shape[0]}), got {lists}")
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(x.shape[1]), x.shape[1], lists, faiss.METRIC_INNER_PRODUCT)
+        index.train(x)
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(x.shape[1], int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = int(ef_construction)
@@ -149,7 +174,7 @@ class IndexWriter:
         self._filled += b
 
     def finish(self, manifest: dict[str, Any], kind: str = "exact", hnsw_m: int = DEFAULT_HNSW_M,
-               ef_construction: int = DEFAULT_EF_CONSTRUCTION) -> Path:
+               ef_construction: int = DEFAULT_EF_CONSTRUCTION, nlist: int | None = None) -> Path:
         """Build the faiss index (approximate kinds), move every file into place and write ``index.json``."""
         if self._filled != self.n_rows or self._vectors is None:
             raise ValueError(f"only {self._filled} of {self.n_rows} rows were added")
@@ -162,7 +187,8 @@ class IndexWriter:
         moves += [(tmp, self.out / EMBEDDINGS / f"{k}.npy") for k, tmp in self._emb_tmp.items()]
         if kind != "exact":
             faiss = faiss_module()
-            index = make_faiss(np.asarray(self._vectors), kind, hnsw_m=hnsw_m, ef_construction=ef_construction)
+            index = make_faiss(np.asarray(self._vectors), kind, hnsw_m=hnsw_m, ef_construction=ef_construction,
+                               nlist=nlist)
             tmp = _tmp_name(self.out / FAISS)
             faiss.write_index(index, str(tmp))
             moves.append((tmp, self.out / FAISS))
@@ -243,20 +269,38 @@ class VectorIndex:
             raise InputError(f"damaged index: {self.vectors.shape[0]} vectors, {len(self.rows)} rows, manifest says "
                              f"{self.manifest.get('n_clips')}", file=self.path)
         set_threads(threads)
-        self.kind = str((self.manifest.get("search") or {}).get("kind", "exact"))
+        search = self.manifest.get("search") or {}
+        self.kind = str(search.get("kind", "exact"))
+        if self.kind not in KINDS:
+            raise InputError(f"unknown index kind {self.kind!r} (this dvtr knows {', '.join(KINDS)})", file=man)
         if self.kind == "exact":
             self.faiss = make_faiss(np.asarray(self.vectors), "exact")
         else:
-            self.faiss = faiss_module().read_index(str(self.path / FAISS))
-            self.set_ef_search(int((self.manifest.get("search") or {}).get("ef_search", DEFAULT_EF_SEARCH)))
+            try:
+                self.faiss = faiss_module().read_index(str(self.path / FAISS))
+            except RuntimeError as exc:
+                raise InputError(f"damaged index: cannot read {FAISS}: {exc}", file=self.path) from None
+            self.set_breadth(nprobe=search.get("nprobe"), ef_search=search.get("ef_search"))
         self._thumbs_file = open(self.path / THUMBS, "rb")
         size = os.fstat(self._thumbs_file.fileno()).st_size
         self._thumbs = mmap.mmap(self._thumbs_file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
 
-    def set_ef_search(self, ef: int) -> None:
-        """HNSW's search breadth (higher: better recall, slower); no effect on an exact index."""
+    def set_breadth(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """How much of an approximate index a query scans (higher: better recall, slower): IVF lists (``nprobe``)
+        or HNSW's ``ef_search``. Values for the other kinds are ignored."""
+        if self.kind == "ivf" and nprobe:
+            self.faiss.nprobe = int(min(int(nprobe), self.faiss.nlist))
+        elif self.kind == "hnsw" and ef_search:
+            self.faiss.hnsw.efSearch = int(ef_search)
+
+    @property
+    def breadth(self) -> dict[str, int]:
+        """The current search breadth of an approximate index (empty for an exact one)."""
+        if self.kind == "ivf":
+            return {"nlist": int(self.faiss.nlist), "nprobe": int(self.faiss.nprobe)}
         if self.kind == "hnsw":
-            self.faiss.hnsw.efSearch = int(ef)
+            return {"ef_search": int(self.faiss.hnsw.efSearch)}
+        return {}
 
     @property
     def n_clips(self) -> int:
@@ -308,4 +352,7 @@ def human_kind(search: dict[str, Any]) -> str:
     if search.get("kind") == "hnsw":
         return (f"approximate inner product (faiss HNSW, M {search.get('hnsw_m')}, efSearch "
                 f"{search.get('ef_search')})")
+    if search.get("kind") == "ivf":
+        return (f"approximate inner product (faiss IVF, {search.get('nlist')} lists, {search.get('nprobe')} scanned "
+                "per query)")
     return "exact inner product (faiss IndexFlatIP)"

@@ -81,17 +81,18 @@ class Searcher:
             have the index's weights (:func:`dvtr_bench.search.model.check_same_model`).
         device: where the model runs when it is loaded here.
         threads: faiss threads (None: all cores).
-        ef_search: HNSW search breadth for an approximate index (default: the index's own).
+        nprobe, ef_search: search breadth of an approximate index (IVF lists scanned, HNSW ef_search; default: the
+            index's own).
 
     Raises:
         InputError: not an index, a model that cannot be loaded (missing checkpoint), another model than the index's.
     """
 
     def __init__(self, index: str | Path | VectorIndex, model: LoadedModel | None = None,
-                 device: str | torch.device = "cpu", threads: int | None = None, ef_search: int | None = None):
+                 device: str | torch.device = "cpu", threads: int | None = None, nprobe: int | None = None,
+                 ef_search: int | None = None):
         self.index = index if isinstance(index, VectorIndex) else VectorIndex(index, threads=threads)
-        if ef_search is not None:
-            self.index.set_ef_search(ef_search)
+        self.index.set_breadth(nprobe=nprobe, ef_search=ef_search)
         identity = self.index.manifest.get("model") or {}
         if model is None:
             model = load_identity(identity, device=device, file=self.index.manifest_path)
@@ -145,8 +146,7 @@ class Searcher:
                 for r, (row, s, v) in enumerate(zip(rows_1[:k], final[:k], scores_1[:k]))]
         man = self.index.manifest
         info = {"path": str(self.index.path), "n_clips": self.index.n_clips, "dim": self.index.dim,
-                "kind": self.index.kind, "size_bytes": self.index.size_bytes,
-                "ef_search": getattr(getattr(self.index.faiss, "hnsw", None), "efSearch", None)}
+                "kind": self.index.kind, "size_bytes": self.index.size_bytes, **self.index.breadth}
         return SearchResult(query=query, k=k, hits=hits, encode_text_ms=1000 * (t1 - t0),
                             search_ms=1000 * (t2 - t1), rerank_ms=rerank_ms, reranked=not self.dot_product,
                             candidates=int(len(rows_1)) if not self.dot_product else 0, index=info,

@@ -190,8 +190,8 @@ def build_index(source: str | Path, out: str | Path, model: LoadedModel, *, spli
         parts = {s: parts[s] for s in splits}
     for name, split in parts.items():
         if "frames" not in split.column_names:
-            raise InputError("the dataset has no stored frames (no 'frames' column): index a dataset built by `dvtr "
-                             "build-dataset`, or the raw footage itself", file=source, record=name)
+            raise InputError(f"the dataset has no stored frames (its {name} split has no 'frames' column): index a "
+                             "dataset built by `dvtr build-dataset`, or the raw footage itself", file=source)
     n_total = sum(len(s) for s in parts.values())
     if n_total == 0:
         raise InputError("the dataset has no clip to index", file=source)

@@ -172,9 +172,9 @@ class DatasetFrames:
         self._where: dict[str, tuple[str, int]] = {}
         for split, ds in parts.items():
             if "frames" not in ds.column_names:
-                raise InputError("the dataset has no stored frames (no 'frames' column): build it with `dvtr "
-                                 "build-dataset`, which stores each clip's protocol frames", file=self.name,
-                                 record=split)
+                raise InputError(f"the dataset has no stored frames (its {split} split has no 'frames' column): "
+                                 "build it with `dvtr build-dataset`, which stores each clip's protocol frames",
+                                 file=self.name)
             for i, cid in enumerate(ds["clip_id"]):
                 self._where[cid] = (split, i)
         self._arrow = {s: ds.select_columns(["frames"]).with_format("arrow") for s, ds in parts.items()}

@@ -85,11 +85,11 @@ def _print(result: object) -> None:
     gps = any(h.telemetry for h in r.hits)
     t = Table(title=f"\u201c{escape(r.query)}\u201d: top {len(r.hits)} of {r.index['n_clips']} clips",
               title_justify="left", header_style="bold")
-    t.add_column("#", justify="right")
-    t.add_column("score", justify="right")
-    t.add_column("file", overflow="fold")
-    t.add_column("span", no_wrap=True)
-    t.add_column("clip", overflow="fold")
+    t.add_column("#", justify="right", no_wrap=True, min_width=2)
+    t.add_column("score", justify="right", no_wrap=True, min_width=6)
+    t.add_column("file", overflow="fold", min_width=20, ratio=3)
+    t.add_column("span", no_wrap=True, min_width=13)
+    t.add_column("clip", overflow="fold", min_width=12, ratio=2)
     if gps:
         t.add_column("GPS", no_wrap=True)
     for h in r.hits:

@@ -48,12 +48,20 @@ def describe(identity: dict[str, Any]) -> str:
     """One line naming a model identity, for messages and pages."""
     weights = identity.get("pretrained") or "random init"
     if identity.get("kind") == "run":
-        where = f"run {identity.get('run')}, seed {identity.get('seed')}"
+        where = f"run {_relative(identity.get('run'))}, seed {identity.get('seed')}"
         where += f" ({Path(str(identity['checkpoint'])).name})" if identity.get("checkpoint") else " (zero-shot run)"
     else:
         where = f"zero-shot, {weights}" + (f", seed {identity.get('seed')}" if weights == "random init" else "")
     return (f"{identity.get('method')} · {identity.get('backbone')} · {where} · weights "
             f"{str(identity.get('weights_sha256', ''))[:12]}")
+
+
+def _relative(path: Any) -> str:
+    """A path below the working directory as a relative one (what the user typed), else as it is."""
+    try:
+        return str(Path(str(path)).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
 
 
 def weights_sha256(method: torch.nn.Module) -> str:

@@ -103,6 +103,7 @@ def test_pairwise_method_is_reranked_by_its_own_score(tiny_runs, tmp_path):
     np.testing.assert_allclose([h.score for h in full.hits], scores, rtol=0, atol=1e-5)
     short = s.search(QUERY, k=3, candidates=5)
     assert short.reranked and short.candidates == 5 and len(short.hits) == 3
+    assert "the top 5 candidates" in short.scoring and "re-ranked with xpool's own score" in short.scoring
     assert [h.score for h in short.hits] == sorted((h.score for h in short.hits), reverse=True)
     s.close()
 

@@ -26,7 +26,7 @@ from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.provenance import git_commit, hardware
 from dvtr_bench.search import index as I
 from dvtr_bench.search.frames import STRIP_FRAME_SIZE, STRIP_FRAMES, telemetry_of, thumbnail_strip
-from dvtr_bench.search.model import LoadedModel
+from dvtr_bench.search.model import LoadedModel, scoring_note
 
 META_COLUMNS = ("clip_id", "video_id", "split", "start_s", "end_s", "label", "captions", "meta")
 
@@ -47,19 +47,6 @@ class IndexResult:
     @property
     def partial(self) -> bool:
         return bool(self.failed_videos)
-
-
-def scoring_note(identity: dict[str, Any], candidates: int | None = None) -> str:
-    """How an index of this model ranks, in one sentence for the user."""
-    m = identity.get("method")
-    if identity.get("dot_product"):
-        return (f"{m}'s score is the inner product of independent text and clip embeddings: the index ranks clips "
-                f"exactly as {m} does")
-    c = f"the top {candidates}" if candidates else "the best"
-    return (f"{m}'s score is not a dot product of independent embeddings (it looks at the caption and the clip "
-            f"together): {c} candidates by the inner product of its candidate vectors are re-ranked with {m}'s own "
-            "score" + ("; it is transductive, and a query is scored as a block of one caption"
-                       if identity.get("transductive") else ""))
 
 
 def resolve_source(source: str | Path) -> tuple[str, Any]:

@@ -56,6 +56,19 @@ def describe(identity: dict[str, Any]) -> str:
             f"{str(identity.get('weights_sha256', ''))[:12]}")
 
 
+def scoring_note(identity: dict[str, Any], candidates: int | None = None) -> str:
+    """How an index of this model ranks, in one sentence for the user."""
+    m = identity.get("method")
+    if identity.get("dot_product"):
+        return (f"{m}'s score is the inner product of independent text and clip embeddings: the index ranks clips "
+                f"exactly as {m} does")
+    c = f"the top {candidates}" if candidates else "the best"
+    return (f"{m}'s score is not a dot product of independent embeddings (it looks at the caption and the clip "
+            f"together): {c} candidates by the inner product of its candidate vectors are re-ranked with {m}'s own "
+            "score" + ("; it is transductive, and a query is scored as a block of one caption"
+                       if identity.get("transductive") else ""))
+
+
 def _relative(path: Any) -> str:
     """A path below the working directory as a relative one (what the user typed), else as it is."""
     try:

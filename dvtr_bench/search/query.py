@@ -18,7 +18,7 @@ import torch
 
 from dvtr_bench.errors import InputError
 from dvtr_bench.search.index import VectorIndex
-from dvtr_bench.search.model import LoadedModel, check_same_model, describe, load_identity
+from dvtr_bench.search.model import LoadedModel, check_same_model, describe, load_identity, scoring_note
 
 DEFAULT_CANDIDATES = 100
 
@@ -83,6 +83,7 @@ class Searcher:
         threads: faiss threads (None: all cores).
         nprobe, ef_search: search breadth of an approximate index (IVF lists scanned, HNSW ef_search; default: the
             index's own).
+        warm_up: run the model once on a dummy query, so the first real query's latency is its own.
 
     Raises:
         InputError: not an index, a model that cannot be loaded (missing checkpoint), another model than the index's.
@@ -90,7 +91,7 @@ class Searcher:
 
     def __init__(self, index: str | Path | VectorIndex, model: LoadedModel | None = None,
                  device: str | torch.device = "cpu", threads: int | None = None, nprobe: int | None = None,
-                 ef_search: int | None = None):
+                 ef_search: int | None = None, warm_up: bool = True):
         self.index = index if isinstance(index, VectorIndex) else VectorIndex(index, threads=threads)
         self.index.set_breadth(nprobe=nprobe, ef_search=ef_search)
         identity = self.index.manifest.get("model") or {}
@@ -101,6 +102,11 @@ class Searcher:
         self.model = model
         self.device = next(model.method.parameters()).device
         self.dot_product = bool(identity.get("dot_product"))
+        if warm_up:
+            # A process's first forward pass pays one-time setup (allocator, kernels): not a query's latency.
+            emb, _ = self.encode("warm-up")
+            if not self.dot_product and self.index.n_clips:
+                self._rerank(emb, np.zeros(1, dtype=np.int64))
 
     def encode(self, query: str) -> tuple[dict[str, torch.Tensor], np.ndarray]:
         """The query's method embedding and its index vector ``[1, D]``."""
@@ -151,7 +157,7 @@ class Searcher:
                             search_ms=1000 * (t2 - t1), rerank_ms=rerank_ms, reranked=not self.dot_product,
                             candidates=int(len(rows_1)) if not self.dot_product else 0, index=info,
                             model=man.get("model") or {},
-                            scoring=(man.get("scoring") or {}).get("note", ""))
+                            scoring=scoring_note(man.get("model") or {}, None if self.dot_product else len(rows_1)))
 
     def _rerank(self, text: dict[str, torch.Tensor], rows: np.ndarray) -> np.ndarray:
         m = self.model.method

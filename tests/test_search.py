@@ -165,9 +165,17 @@ def test_zero_shot_backbone_index(tiny_runs, tmp_path):
 
 @pytest.mark.slow
 def test_raw_footage_is_cut_by_the_build_pipeline_and_resumes(footage, tmp_path):
+    videos = tmp_path / "videos"
+    shutil.copytree(footage / "videos", videos)
+    (videos / "flight_broken.mp4").write_bytes(b"")          # a flight that cannot be read
     out = tmp_path / "flights"
-    args = ["index", footage / "videos", "--backbone", "dvtr-tiny", "--pretrained", "none", "--out", out,
+    args = ["index", videos, "--backbone", "dvtr-tiny", "--pretrained", "none", "--out", out,
             "--segmenter", "windows", "--segmenter-param", "length=2", "--workers", "1", "--device", "cpu"]
+    first = invoke(*args)
+    # the readable flights are indexed; the broken one is named with its reason, and the exit code says partial
+    assert first.exit_code == 3, first.output + repr(first.exception)
+    assert "flight_broken" in first.text and "empty file" in first.text
+    (videos / "flight_broken.mp4").unlink()
     first = invoke(*args)
     assert first.exit_code == 0, first.output + repr(first.exception)
     man = json.loads((out / I.MANIFEST).read_text())

@@ -179,7 +179,7 @@ def plan_gallery(group: Group, n_captions: int = DEFAULT_CAPTIONS, n_hard: int =
     texts = list(ref.caption_texts) if ref.caption_texts is not None else None
     if texts is None:
         texts = []
-        for k, cid in enumerate(ref.caption_ids or []):
+        for cid in ref.caption_ids or []:
             clip, _, pos = cid.rpartition("#")
             own = (captions or {}).get(clip) or []
             texts.append(own[int(pos)] if pos.isdigit() and int(pos) < len(own) else cid)

@@ -17,14 +17,14 @@ import numpy as np
 
 @functools.lru_cache(maxsize=None)
 def synth_footage(flights: int = 3, seed: int = 7, width: int = 192, height: int = 108, fps: float = 25.0,
-                  min_take: float = 2.0, max_take: float = 5.0, takes: int = 5) -> Path:
+                  min_take: float = 2.0, max_take: float = 5.0, takes: int = 5, exposure_ramps: float = 0.0) -> Path:
     """A `dvtr synth` output folder (videos/, annotations.jsonl, shots.json), removed at interpreter exit."""
     from dvtr_bench.synth import generate
 
     root = Path(tempfile.mkdtemp(prefix="dvtr-build-footage-"))
     atexit.register(shutil.rmtree, root, True)
     generate(root, flights=flights, seed=seed, resolution=(width, height), fps=fps, min_take=min_take,
-             max_take=max_take, takes_per_flight=takes)
+             max_take=max_take, takes_per_flight=takes, exposure_ramps=exposure_ramps)
     return root
 
 

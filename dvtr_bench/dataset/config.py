@@ -45,7 +45,10 @@ class BuildConfig:
     splits: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2})
     split_seed: int = 0
     stratify: bool = False                          # stratify the split of videos by their label
-    split_from_annotations: bool = False            # take each video's split from the annotation file
+    # each video's split from the annotation file: None = when the records carry splits, True = required,
+    # False = draw new ones
+    split_from_annotations: bool | None = None
+    video_ids: str = "path"                         # video ids: path under the input folder, or file name
     export_clips: bool = False
     clip_short_side: int = 360
     clip_gop_s: float = 0.5                         # keyframe interval of exported clips
@@ -83,6 +86,8 @@ class BuildConfig:
             raise ConfigError("jpeg_quality must be in 1..100")
         if self.min_len is not None and self.max_len is not None and self.max_len < self.min_len:
             raise ConfigError(f"max_len {self.max_len} < min_len {self.min_len}")
+        if self.video_ids not in ("path", "name"):
+            raise ConfigError(f"video_ids must be path or name, got {self.video_ids!r}")
         if self.shard_max_mb <= 0:
             raise ConfigError("shard_max_mb must be > 0")
         if not isinstance(self.segmenter_params, Mapping):

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from dvtr_bench.dataset.outdir import swap_in
 from dvtr_bench.dataset.schema import CLIP_COLUMNS, SPLITS, clip_features
 from dvtr_bench.errors import InputError
 
@@ -68,12 +69,7 @@ def write_shards(rows_by_split: dict[str, list[dict[str, Any]]], out_dir: str | 
                                write_statistics=["clip_id", "video_id", "split", "start_s", "end_s"])
                 names.append(name)
             written[split] = names
-        data = out / "data"
-        old = out / f".data.old-{uuid.uuid4().hex[:8]}"
-        if data.exists():
-            os.replace(data, old)
-        os.replace(tmp, data)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, out / "data")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -57,6 +57,14 @@ class JobResult:
         return self.status["status"] == STATUS_OK
 
 
+def file_name_of(some_id: str) -> str:
+    """A video or clip id as one file name: ids are paths under the input folder (``A/DJI_0001``), file names
+    are not. Plain ids (letters, digits, ``_-.`` and spaces) are unchanged."""
+    from urllib.parse import quote
+
+    return quote(some_id, safe=" _-.,+=()[]{}@~")
+
+
 def clip_id_for(video_id: str, start_s: float, end_s: float) -> str:
     """Stable clip id from the source and its span in milliseconds (same config -> same ids)."""
     return f"{video_id}_{int(round(start_s * 1000)):08d}-{int(round(end_s * 1000)):08d}"
@@ -114,18 +122,21 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
         status["pass_s"] = result.timings.get("pass_s", 0.0)
         status["n_frames"] = result.n_frames
         status["n_transitions"] = len(result.transitions)
+        status["longest_span_s"] = _longest_span_s(result)
         rows = _rows(spec, segmenter, result, status)
         if cfg.get("export_clips") and rows and spec.out_dir:
             from dvtr_bench.video.export import export_clips
 
             te = time.perf_counter()
-            sub = Path(spec.out_dir) / "clips" / spec.video_id
-            written = export_clips(spec.video_path, [(r["clip_id"], r["start_s"], r["end_s"]) for r in rows], sub,
+            folder = file_name_of(spec.video_id)
+            sub = Path(spec.out_dir) / "clips" / folder
+            names = {file_name_of(r["clip_id"]): r for r in rows}
+            written = export_clips(spec.video_path, [(n, r["start_s"], r["end_s"]) for n, r in names.items()], sub,
                                    fps=info.fps, short_side=cfg["clip_short_side"], gop_s=cfg["clip_gop_s"],
                                    crf=cfg["clip_crf"])
-            for r in rows:
-                if r["clip_id"] in written:
-                    r["clip_path"] = f"clips/{spec.video_id}/{r['clip_id']}.mp4"
+            for n, r in names.items():
+                if n in written:
+                    r["clip_path"] = f"clips/{folder}/{n}.mp4"
             status["export_s"] = time.perf_counter() - te
         status["n_clips"] = len(rows)
         status["n_captions"] = sum(len(r["captions"]) for r in rows)
@@ -141,6 +152,18 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
         status["traceback"] = traceback.format_exc(limit=5)
     status["total_s"] = time.perf_counter() - t0
     return JobResult(spec.video_id, key, status, [])
+
+
+def _longest_span_s(result: Any) -> float:
+    """The longest stretch between detected transitions (the whole video without any), in seconds: what a
+    build that made no clip reports against --min-len."""
+    fps = result.info.fps or 25.0
+    bounds, start = [], 0
+    for t in sorted(result.transitions, key=lambda t: t.start_frame):
+        bounds.append(t.start_frame - start)
+        start = t.end_frame + (1 if t.kind != "cut" else 0)
+    bounds.append(result.n_frames - start)
+    return round(max(bounds) / fps, 3)
 
 
 def _rows(spec: JobSpec, segmenter: Any, result: Any, status: dict[str, Any]) -> list[dict[str, Any]]:

@@ -155,3 +155,27 @@ def test_a_telemetry_sidecar_given_as_input_is_not_a_video(footage, tmp_path, ex
     assert res.exit_code == 0, res.output              # the sidecar is read with its video, not as a video
     res = _build(str(tmp_path / f"lonely{ext}"), "--out", str(tmp_path / "ds2"))
     assert res.exit_code == 2 and "telemetry sidecar" in res.output
+
+
+def test_rotated_footage_builds_upright_with_displayed_size(tmp_path):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from dvtr_bench.testing.footage import textured, write_video
+
+    rng = np.random.default_rng(4)
+    ground = textured(rng, 108, 300, (90, 120, 70))
+    frames = [np.ascontiguousarray(ground[:108, i:i + 192]) for i in range(60)]
+    (tmp_path / "in").mkdir()
+    write_video(tmp_path / "in" / "phone.mp4", frames, rotation=90)
+    res = _build(str(tmp_path / "in"), "--out", str(tmp_path / "ds"), "--splits", "train=1")
+    assert res.exit_code == 0, res.output
+    row = pq.read_table(next((tmp_path / "ds" / "data").glob("*.parquet"))).to_pylist()[0]
+    assert (row["width"], row["height"]) == (108, 192)
+    import io
+
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(row["frames"][0]["bytes"])).size == (224, 398)
+    man = pq.read_table(tmp_path / "ds" / "build" / "manifest.parquet").to_pylist()[0]
+    assert man["rotation"] == 90 and (man["width"], man["height"]) == (108, 192)

@@ -24,6 +24,9 @@ from dvtr_bench.provenance import config_hash, file_fingerprint
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+# Part of every job key: bumped when the same inputs and config give other rows (detector, rotation, telemetry),
+# so a build after an upgrade does not resume from results staged by the old code.
+JOB_VERSION = 2
 
 
 @dataclass
@@ -40,7 +43,7 @@ class JobSpec:
         fp = file_fingerprint(self.video_path) if Path(self.video_path).exists() else None
         if fp is not None:
             fp = {k: v for k, v in fp.items() if k != "mtime"}   # a copy or touch must not invalidate a build
-        return config_hash({"video_id": self.video_id, "file": fp, "config": self.config,
+        return config_hash({"job_version": JOB_VERSION, "video_id": self.video_id, "file": fp, "config": self.config,
                             "records": [r.to_dict() for r in self.records],
                             "has_annotations": self.has_annotations})[:32]
 
@@ -105,8 +108,8 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
                               "total_s": 0.0}
     try:
         info = probe(spec.video_path)
-        status.update(duration_s=info.duration_s, fps=info.fps, width=info.width, height=info.height,
-                      codec=info.codec, vfr=info.vfr)
+        status.update(duration_s=info.duration_s, fps=info.fps, width=info.display_width,
+                      height=info.display_height, codec=info.codec, vfr=info.vfr, rotation=info.rotation)
         status["probe_s"] = time.perf_counter() - t0
         segmenter = make_segmenter(cfg["segmenter"], **segmenter_kwargs(
             cfg["segmenter"], cfg.get("segmenter_params"), cfg.get("min_len"), cfg.get("max_len")))
@@ -133,7 +136,7 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
             names = {file_name_of(r["clip_id"]): r for r in rows}
             written = export_clips(spec.video_path, [(n, r["start_s"], r["end_s"]) for n, r in names.items()], sub,
                                    fps=info.fps, short_side=cfg["clip_short_side"], gop_s=cfg["clip_gop_s"],
-                                   crf=cfg["clip_crf"])
+                                   crf=cfg["clip_crf"], rotation=info.rotation)
             for n, r in names.items():
                 if n in written:
                     r["clip_path"] = f"clips/{folder}/{n}.mp4"
@@ -210,7 +213,8 @@ def _rows(spec: JobSpec, segmenter: Any, result: Any, status: dict[str, Any]) ->
         sc = c["sampled"]
         rows.append({
             "clip_id": cid, "video_id": spec.video_id, "start_s": float(c["start_s"]), "end_s": float(c["end_s"]),
-            "fps": float(info.fps), "width": int(info.width), "height": int(info.height), "captions": list(caps),
+            "fps": float(info.fps), "width": int(info.display_width), "height": int(info.display_height),
+            "captions": list(caps),
             "frames": [{"bytes": b, "path": None} for b in sc.frames],
             "frame_times_s": [float(t) for t in sc.frame_times_s],
             "segmenter": segmenter.name, "segmenter_params": seg_params, "label": labels.get(cid),

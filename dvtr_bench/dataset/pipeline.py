@@ -29,7 +29,7 @@ from dvtr_bench.progress import Progress, ProgressFn, no_progress
 from dvtr_bench.provenance import canonical_json, config_hash, file_sha256, git_commit, package_versions
 
 MANIFEST_COLUMNS = ("video_id", "path", "status", "reason", "key", "duration_s", "fps", "width", "height", "codec",
-                    "vfr", "n_frames", "n_transitions", "n_clips", "n_captions", "n_uncaptioned_dropped",
+                    "vfr", "rotation", "n_frames", "n_transitions", "n_clips", "n_captions", "n_uncaptioned_dropped",
                     "n_unattached_records", "probe_s", "pass_s", "export_s", "total_s", "resumed")
 
 
@@ -422,7 +422,8 @@ def _write_manifest(out: Path, statuses: list[dict[str, Any]]) -> None:
     schema = pa.schema([
         ("video_id", pa.string()), ("path", pa.string()), ("status", pa.string()), ("reason", pa.string()),
         ("key", pa.string()), ("duration_s", pa.float64()), ("fps", pa.float64()), ("width", pa.int32()),
-        ("height", pa.int32()), ("codec", pa.string()), ("vfr", pa.bool_()), ("n_frames", pa.int64()),
+        ("height", pa.int32()), ("codec", pa.string()), ("vfr", pa.bool_()), ("rotation", pa.int32()),
+        ("n_frames", pa.int64()),
         ("n_transitions", pa.int64()), ("n_clips", pa.int64()), ("n_captions", pa.int64()),
         ("n_uncaptioned_dropped", pa.int64()), ("n_unattached_records", pa.int64()), ("probe_s", pa.float64()),
         ("pass_s", pa.float64()), ("export_s", pa.float64()), ("total_s", pa.float64()), ("resumed", pa.bool_()),

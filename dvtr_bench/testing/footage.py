@@ -29,8 +29,11 @@ def synth_footage(flights: int = 3, seed: int = 7, width: int = 192, height: int
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, pts: list[int] | None = None,
-                time_base: tuple[int, int] | None = None, gop: int = 25, codec: str = "libx264") -> Path:
-    """Encode RGB frames as H.264 with PyAV; ``pts`` (in ``time_base`` units) makes a variable-rate file."""
+                time_base: tuple[int, int] | None = None, gop: int = 25, codec: str = "libx264",
+                rotation: int = 0) -> Path:
+    """Encode RGB frames as H.264 with PyAV; ``pts`` (in ``time_base`` units) makes a variable-rate file;
+    ``rotation`` (degrees counter-clockwise) goes into the display matrix, as a phone or gimbal filming upright
+    writes it."""
     from fractions import Fraction
 
     import av
@@ -39,6 +42,8 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, pts: list[i
     st = out.add_stream(codec, rate=fps)
     st.height, st.width = frames[0].shape[:2]
     st.pix_fmt = "yuv420p"
+    if rotation:
+        st.set_display_rotation(rotation)
     st.options = {"g": str(gop), "preset": "ultrafast"} if codec in ("libx264", "libx265") else {"g": str(gop)}
     if codec == "libx265":
         st.options["x265-params"] = "log-level=error"

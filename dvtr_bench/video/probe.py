@@ -38,6 +38,18 @@ class VideoInfo:
     vfr: bool              # True when packet durations vary (phones, some drones, screen recordings)
     start_time_s: float    # timestamp of the first frame; frame times are reported relative to it
     size_bytes: int
+    # Display rotation, degrees counter-clockwise (0, 90, 180, 270): phones and gimbals filmed upright store
+    # frames sideways with a display matrix that players apply; decoders hand out the stored frames.
+    rotation: int = 0
+
+    @property
+    def display_width(self) -> int:
+        """Width of the picture as it is shown (after the display rotation)."""
+        return self.height if self.rotation in (90, 270) else self.width
+
+    @property
+    def display_height(self) -> int:
+        return self.width if self.rotation in (90, 270) else self.height
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,9 +185,36 @@ def probe(path: str | Path) -> VideoInfo:
             raise InputError("video has no duration (truncated or corrupt?)", p)
         return VideoInfo(path=str(p), duration_s=duration, fps=fps, n_frames=n_frames, width=width,
                          height=height, codec=ctx.name, pix_fmt=ctx.format.name if ctx.format else None,
-                         vfr=vfr, start_time_s=start, size_bytes=size)
+                         vfr=vfr, start_time_s=start, size_bytes=size, rotation=_rotation(container, st))
     finally:
         container.close()
+
+
+def frame_rotation(frame: Any) -> int:
+    """A decoded frame's display rotation in degrees counter-clockwise, one of 0, 90, 180, 270 (odd angles
+    round to the nearest quarter turn)."""
+    try:
+        deg = float(frame.rotation or 0.0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return int(round(deg / 90.0)) % 4 * 90
+
+
+def _rotation(container: Any, stream: Any) -> int:
+    # PyAV reads the display matrix from the decoded frame (FFmpeg attaches the stream's to every frame).
+    import av
+
+    try:
+        for frame in container.decode(stream):
+            return frame_rotation(frame)
+    except av.FFmpegError:
+        return 0
+    finally:
+        try:
+            container.seek(0)
+        except av.FFmpegError:
+            pass
+    return 0
 
 
 def _packet_durations_vary(container: Any, stream: Any) -> bool:

@@ -104,7 +104,10 @@ def _parse_splits(value: str) -> dict[str, float]:
 @click.option("--executor", type=click.Choice(["process", "ray"]), default="process", show_default=True)
 @click.option("--ray-address", default=None, help="Address of an existing Ray cluster (default: start one here).")
 @click.option("--no-resume", is_flag=True, help="Recompute every video even when a staged result exists.")
-@click.option("--license", "license_", default="other", show_default=True, help="License field of the card.")
+@click.option("--license", "license_", default="other", show_default=True,
+              help="License field of the card (a Hub licence identifier, or other).")
+@click.option("--license-name", default=None, help="With --license other: the licence's name, for the card.")
+@click.option("--license-link", default=None, help="With --license other: a link to the licence's text.")
 @click.option("--name", "pretty_name", default="dvtr drone video-text dataset", help="Pretty name of the card.")
 @click.option("--push-to-hub", "push_repo", default=None, metavar="REPO", help="Upload to this Hub dataset repo.")
 @click.option("--private", is_flag=True, help="Create the Hub repo as private.")
@@ -116,7 +119,8 @@ def build_dataset(inputs: tuple[str, ...], annotations: str | None, annotation_f
                   keep_uncaptioned: bool, delimiter: str | None,
                   min_overlap: float, export_clips: bool, clip_size: int, clip_gop: float, shard_size_mb: float,
                   workers: int | None, executor: str, ray_address: str | None, no_resume: bool, license_: str,
-                  pretty_name: str, push_repo: str | None, private: bool) -> None:
+                  license_name: str | None, license_link: str | None, pretty_name: str, push_repo: str | None,
+                  private: bool) -> None:
     """Build a dataset from footage (files or folders) and caption annotations.
 
     \b
@@ -138,7 +142,14 @@ def build_dataset(inputs: tuple[str, ...], annotations: str | None, annotation_f
         keep_uncaptioned=keep_uncaptioned, splits=_parse_splits(splits), split_seed=seed, stratify=stratify,
         split_from_annotations=split_from_annotations, video_ids=video_ids, export_clips=export_clips,
         clip_short_side=clip_size,
-        clip_gop_s=clip_gop, shard_max_mb=shard_size_mb, license=license_, pretty_name=pretty_name))
+        clip_gop_s=clip_gop, shard_max_mb=shard_size_mb, license=license_, license_name=license_name,
+        license_link=license_link, pretty_name=pretty_name))
+    if push_repo:
+        from dvtr_bench.dataset.hub import preflight
+
+        # Before the build: a missing token or network must not cost a whole build first.
+        user = run_cli(lambda: preflight(push_repo))
+        console.print(f"Hub: will push to [bold]{escape(push_repo)}[/bold] as {escape(user)}")
     options = {"delimiter": delimiter} if delimiter is not None else {}
     with progress_bars() as progress:
         result = run_cli(lambda: build(list(inputs), annotations, out, config, progress, workers=workers,

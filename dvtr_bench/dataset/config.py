@@ -56,6 +56,8 @@ class BuildConfig:
     shard_max_mb: float = 256.0
     near_dup_bits: int = 6                          # perceptual-hash distance under which clips are near duplicates
     license: str = "other"
+    license_name: str | None = None                 # for license "other": the licence's name on the Hub
+    license_link: str | None = None                 # for license "other": a link to its text (or LICENSE.md)
     pretty_name: str = "dvtr drone video-text dataset"
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from dvtr_bench._version import __version__
 from dvtr_bench.dataset.audit import DatasetAudit, audit_dataset
 from dvtr_bench.dataset.config import BuildConfig
-from dvtr_bench.dataset.hub import card_yaml, write_atomic, write_shards
+from dvtr_bench.dataset.hub import MIN_DATASETS_VERSION, card_yaml, dataset_info_yaml, write_atomic, write_shards
 from dvtr_bench.dataset.job import STATUS_OK, JobResult, JobSpec, file_name_of, run_job
 from dvtr_bench.dataset.schema import CLIP_COLUMNS, FORMAT_VERSION, SPLITS, clip_features
 from dvtr_bench.dataset.splits import assign_splits, splits_from_records, video_labels
@@ -473,13 +473,19 @@ def _build_json(config: BuildConfig, annotations: Any, annotation_files: list[st
 def dataset_card(config: BuildConfig, result: BuildResult, build_json: dict[str, Any]) -> str:
     """README.md: YAML header for the Hub, then statistics, the audit and build provenance."""
     splits = [s for s in SPLITS if s in result.per_split]
-    lines = [card_yaml(splits, result.n_clips, config.license, config.pretty_name), f"# {config.pretty_name}", "",
+    info = dataset_info_yaml({s: [result.out_dir / "data" / n for n in names] for s, names in result.shards.items()})
+    lines = [card_yaml(splits, result.n_clips, config.license, config.pretty_name, license_name=config.license_name,
+                       license_link=config.license_link, dataset_info=info), f"# {config.pretty_name}", "",
              "Drone video-text retrieval dataset built with `dvtr build-dataset` "
              f"(dvtr {build_json['dvtr_version']}, protocol v{build_json['protocol_version']}). One row per clip: "
              f"captions plus {config.num_frames} protocol frames (JPEG, short side {config.frame_short_side} px) "
              "taken at the middles of equal segments of the clip, so every model sees identical pixels.", "",
              "```python", "import dvtr_bench", "ds = dvtr_bench.load_dataset(\"<this folder or repo id>\")",
              "# or: datasets.load_dataset(\"<this folder or repo id>\")", "```", "",
+             f"Reading it needs `datasets` >= {MIN_DATASETS_VERSION} (older versions do not know the `List` "
+             "feature type). After a rebuild in the same folder use `dvtr_bench.load_dataset`: `datasets."
+             "load_dataset(folder)` keys its cache on the folder's name and may return the previous build's rows, "
+             "while `dvtr_bench.load_dataset` keys it on the shards themselves.", "",
              "## Statistics", "", "| split | videos | clips | captions |", "| --- | ---: | ---: | ---: |"]
     for s in splits:
         c = result.per_split[s]

@@ -86,3 +86,33 @@ def test_card_has_dataset_info_licence_and_minimum_datasets_version(tmp_path, fo
     # the Hub's own reader agrees with the card
     ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
     assert {s: len(ds[s]) for s in ds} == {s["name"]: s["num_examples"] for s in info["splits"]}
+
+
+def test_shard_schema_and_dataset_info_match_what_datasets_makes(tmp_path, footage):
+    """Both are written without importing datasets (its import is most of a short build's start-up): they
+    must be exactly what datasets itself makes of the features."""
+    import pyarrow.parquet as pq
+    from datasets.info import DatasetInfo, DatasetInfosDict
+    from datasets.splits import SplitDict, SplitInfo
+    from huggingface_hub import DatasetCardData
+
+    from dvtr_bench.dataset import BuildConfig, build
+    from dvtr_bench.dataset.hub import dataset_info_yaml
+    from dvtr_bench.dataset.schema import clip_arrow_schema, clip_features
+
+    assert clip_arrow_schema().equals(clip_features().arrow_schema, check_metadata=True)
+    out = tmp_path / "ds"
+    build([footage / "videos"], footage / "annotations.jsonl", out, BuildConfig(), workers=1)
+    shards = {s: sorted((out / "data").glob(f"{s}-*.parquet")) for s in ("train", "validation", "test")}
+    info = DatasetInfo(features=clip_features())
+    splits = SplitDict()
+    for s, files in shards.items():
+        mds = [pq.ParquetFile(f).metadata for f in files]
+        splits.add(SplitInfo(name=s, num_examples=sum(m.num_rows for m in mds),
+                             num_bytes=sum(m.row_group(i).total_byte_size for m in mds for i in range(m.num_row_groups))))
+    info.splits = splits
+    info.download_size = sum(f.stat().st_size for fs in shards.values() for f in fs)
+    info.dataset_size = sum(sp.num_bytes for sp in splits.values())
+    card = DatasetCardData()
+    DatasetInfosDict({"default": info}).to_dataset_card_data(card)
+    assert dataset_info_yaml(shards) == card.to_yaml().rstrip("\n")

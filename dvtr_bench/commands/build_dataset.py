@@ -90,6 +90,8 @@ def _parse_splits(value: str) -> dict[str, float]:
 @click.option("--split-from-annotations/--redraw-splits", default=None,
               help="Take each video's split from the annotations (default: whenever they give splits, e.g. "
                    "CLIP4Clip split lists) or draw new ones per source video.")
+@click.option("--telemetry-gps-order", type=click.Choice(["auto", "latlon", "lonlat"]), default="auto",
+              show_default=True, help="Order of GPS(a,b) values in DJI .SRT sidecars (docs/telemetry.md).")
 @click.option("--video-id", "video_ids", type=click.Choice(["path", "name"]), default="path", show_default=True,
               help="Video ids: the path under the input folder without the extension (cards/A/DJI_0001.MP4 "
                    "under cards/ is A/DJI_0001; unique), or the file name alone (collides across SD cards).")
@@ -115,7 +117,8 @@ def build_dataset(inputs: tuple[str, ...], annotations: str | None, annotation_f
                   segmenter: str, segmenter_param: tuple[str, ...], window_length: float, window_overlap: float,
                   shot_threshold: float | None,
                   min_len: float | None, max_len: float | None, num_frames: int, frame_size: int, jpeg_quality: int,
-                  splits: str, seed: int, stratify: bool, split_from_annotations: bool | None, video_ids: str,
+                  splits: str, seed: int, stratify: bool, split_from_annotations: bool | None,
+                  telemetry_gps_order: str, video_ids: str,
                   keep_uncaptioned: bool, delimiter: str | None,
                   min_overlap: float, export_clips: bool, clip_size: int, clip_gop: float, shard_size_mb: float,
                   workers: int | None, executor: str, ray_address: str | None, no_resume: bool, license_: str,
@@ -140,7 +143,8 @@ def build_dataset(inputs: tuple[str, ...], annotations: str | None, annotation_f
         segmenter=segmenter, segmenter_params=seg_params, min_len=min_len, max_len=max_len, num_frames=num_frames,
         frame_short_side=frame_size, jpeg_quality=jpeg_quality, min_overlap=min_overlap,
         keep_uncaptioned=keep_uncaptioned, splits=_parse_splits(splits), split_seed=seed, stratify=stratify,
-        split_from_annotations=split_from_annotations, video_ids=video_ids, export_clips=export_clips,
+        split_from_annotations=split_from_annotations, video_ids=video_ids,
+        telemetry_gps_order=telemetry_gps_order, export_clips=export_clips,
         clip_short_side=clip_size,
         clip_gop_s=clip_gop, shard_max_mb=shard_size_mb, license=license_, license_name=license_name,
         license_link=license_link, pretty_name=pretty_name))
@@ -211,6 +215,11 @@ def _summary(result: Any) -> None:
         console.print(f"  [red]failed[/red] {vid}: {reason}")
     console.print(f"splits: {escape(result.split_source)}", soft_wrap=True)
     _caption_match(result)
+    for w in result.telemetry_warnings[:10]:
+        err_console.print(f"[yellow]telemetry:[/yellow] {escape(w)}", soft_wrap=True)
+    if len(result.telemetry_warnings) > 10:
+        err_console.print(f"[yellow]telemetry:[/yellow] ... and {len(result.telemetry_warnings) - 10} more "
+                          "(build/manifest.parquet, telemetry_warnings)")
     _problems(result.annotation_problems)
     a = result.audit
     if a is not None:

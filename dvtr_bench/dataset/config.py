@@ -49,6 +49,7 @@ class BuildConfig:
     # False = draw new ones
     split_from_annotations: bool | None = None
     video_ids: str = "path"                         # video ids: path under the input folder, or file name
+    telemetry_gps_order: str = "auto"               # DJI GPS(a,b) order in .SRT sidecars: auto, latlon, lonlat
     export_clips: bool = False
     clip_short_side: int = 360
     clip_gop_s: float = 0.5                         # keyframe interval of exported clips
@@ -90,6 +91,8 @@ class BuildConfig:
             raise ConfigError(f"max_len {self.max_len} < min_len {self.min_len}")
         if self.video_ids not in ("path", "name"):
             raise ConfigError(f"video_ids must be path or name, got {self.video_ids!r}")
+        if self.telemetry_gps_order not in ("auto", "latlon", "lonlat"):
+            raise ConfigError(f"telemetry_gps_order must be auto, latlon or lonlat, got {self.telemetry_gps_order!r}")
         if self.shard_max_mb <= 0:
             raise ConfigError("shard_max_mb must be > 0")
         if not isinstance(self.segmenter_params, Mapping):
@@ -119,6 +122,6 @@ class BuildConfig:
         """The part of the config one per-video job depends on (its result is cached under its hash)."""
         keys = ("segmenter", "segmenter_params", "min_len", "max_len", "num_frames", "frame_short_side",
                 "jpeg_quality", "overlap", "min_overlap", "keep_uncaptioned", "export_clips", "clip_short_side",
-                "clip_gop_s", "clip_crf")
+                "clip_gop_s", "clip_crf", "telemetry_gps_order")
         d = self.to_dict()
         return {k: d[k] for k in keys}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from dvtr_bench.dataset.outdir import swap_in
-from dvtr_bench.dataset.schema import CLIP_COLUMNS, SPLITS, clip_features
+from dvtr_bench.dataset.schema import CLIP_COLUMNS, SPLITS, clip_arrow_schema
 from dvtr_bench.errors import ConfigError, DvtrError, InputError
 
 SHARD_PATTERN = "{split}-{i:05d}-of-{n:05d}.parquet"
@@ -51,7 +51,7 @@ def write_shards(rows_by_split: dict[str, list[dict[str, Any]]], out_dir: str | 
     import pyarrow.parquet as pq
 
     out = Path(out_dir)
-    schema = clip_features().arrow_schema
+    schema = clip_arrow_schema()
     tmp = out / f".data.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     written: dict[str, list[str]] = {}
@@ -104,15 +104,14 @@ MIN_DATASETS_VERSION = "4.0.0"
 
 def dataset_info_yaml(shards: dict[str, list[Path]]) -> str:
     """The ``dataset_info`` block ``Dataset.push_to_hub`` writes into a card (features, per split the rows and
-    uncompressed bytes, download and dataset size), made with ``datasets``' own writer from the shards."""
+    uncompressed bytes, download and dataset size), from the shards; written without importing ``datasets``
+    (tests/test_hub.py checks it against ``datasets``' own writer)."""
     import pyarrow.parquet as pq
-    from datasets.info import DatasetInfo, DatasetInfosDict
-    from datasets.splits import SplitDict, SplitInfo
-    from huggingface_hub import DatasetCardData
 
-    info = DatasetInfo(features=clip_features())
-    splits = SplitDict()
-    download = 0
+    from dvtr_bench.dataset.schema import dataset_info_features_yaml
+
+    lines = ["dataset_info:", *dataset_info_features_yaml(), "  splits:"]
+    download = total = 0
     for split, files in shards.items():
         rows = nbytes = 0
         for f in files:
@@ -120,13 +119,10 @@ def dataset_info_yaml(shards: dict[str, list[Path]]) -> str:
             rows += md.num_rows
             nbytes += sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
             download += Path(f).stat().st_size
-        splits.add(SplitInfo(name=split, num_bytes=nbytes, num_examples=rows))
-    info.splits = splits
-    info.download_size = download
-    info.dataset_size = sum(sp.num_bytes for sp in splits.values())
-    card = DatasetCardData()
-    DatasetInfosDict({"default": info}).to_dataset_card_data(card)
-    return card.to_yaml().rstrip("\n")
+        total += nbytes
+        lines += [f"  - name: {split}", f"    num_bytes: {nbytes}", f"    num_examples: {rows}"]
+    lines += [f"  download_size: {download}", f"  dataset_size: {total}"]
+    return "\n".join(lines)
 
 
 def card_yaml(splits: Iterable[str], n_rows: int, license: str, pretty_name: str, *,

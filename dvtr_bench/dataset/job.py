@@ -37,15 +37,19 @@ class JobSpec:
     config: dict[str, Any]               # BuildConfig.job_config()
     has_annotations: bool = True         # False when the build has no annotation file at all
     out_dir: str | None = None           # dataset root, for clip export
+    telemetry_path: str | None = None    # the video's DJI .SRT sidecar, when it has one
 
     def key(self) -> str:
         """Identity of the job's result: changes when the video, its records or the config change."""
         fp = file_fingerprint(self.video_path) if Path(self.video_path).exists() else None
         if fp is not None:
             fp = {k: v for k, v in fp.items() if k != "mtime"}   # a copy or touch must not invalidate a build
+        tp = None
+        if self.telemetry_path and Path(self.telemetry_path).exists():
+            tp = {k: v for k, v in file_fingerprint(self.telemetry_path).items() if k != "mtime"}
         return config_hash({"job_version": JOB_VERSION, "video_id": self.video_id, "file": fp, "config": self.config,
                             "records": [r.to_dict() for r in self.records],
-                            "has_annotations": self.has_annotations})[:32]
+                            "has_annotations": self.has_annotations, "telemetry": tp})[:32]
 
 
 @dataclass
@@ -115,8 +119,20 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
             cfg["segmenter"], cfg.get("segmenter_params"), cfg.get("min_len"), cfg.get("max_len")))
         sampling = SamplingConfig(num_frames=cfg["num_frames"], short_side=cfg["frame_short_side"],
                                   jpeg_quality=cfg["jpeg_quality"])
+        track = None
+        if spec.telemetry_path:
+            from dvtr_bench.video.telemetry import read_srt
+
+            # A damaged sidecar costs warnings (file and line), never the video.
+            track = read_srt(spec.telemetry_path, cfg.get("telemetry_gps_order", "auto"))
+            status["telemetry_source"] = Path(spec.telemetry_path).name
+            status["telemetry_samples"] = len(track)
+            status["telemetry_warnings"] = list(track.warnings)
+        elif getattr(segmenter, "uses_telemetry", False):
+            raise InputError("the telemetry segmenter needs the video's DJI .SRT sidecar next to it (same name)",
+                             spec.video_path)
         result = process_video(spec.video_path, segmenter, sampling, records=spec.records, info=info,
-                               progress=progress)
+                               progress=progress, telemetry=track)
         missing = info.duration_s - result.end_s
         if missing > max(1.0, 0.05 * info.duration_s):
             # A file cut short after its index (e.g. moov at the front) decodes "fine" and just stops early.
@@ -126,7 +142,7 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
         status["n_frames"] = result.n_frames
         status["n_transitions"] = len(result.transitions)
         status["longest_span_s"] = _longest_span_s(result)
-        rows = _rows(spec, segmenter, result, status)
+        rows = _rows(spec, segmenter, result, status, track)
         if cfg.get("export_clips") and rows and spec.out_dir:
             from dvtr_bench.video.export import export_clips
 
@@ -169,8 +185,10 @@ def _longest_span_s(result: Any) -> float:
     return round(max(bounds) / fps, 3)
 
 
-def _rows(spec: JobSpec, segmenter: Any, result: Any, status: dict[str, Any]) -> list[dict[str, Any]]:
+def _rows(spec: JobSpec, segmenter: Any, result: Any, status: dict[str, Any],
+          track: Any = None) -> list[dict[str, Any]]:
     from dvtr_bench.annotations import align
+    from dvtr_bench.video.telemetry import clip_telemetry
 
     cfg = spec.config
     info = result.info
@@ -217,9 +235,11 @@ def _rows(spec: JobSpec, segmenter: Any, result: Any, status: dict[str, Any]) ->
             "captions": list(caps),
             "frames": [{"bytes": b, "path": None} for b in sc.frames],
             "frame_times_s": [float(t) for t in sc.frame_times_s],
-            "segmenter": segmenter.name, "segmenter_params": seg_params, "label": labels.get(cid),
+            "segmenter": segmenter.name, "segmenter_params": seg_params,
+            "label": labels.get(cid) or sc.span.label,
             "clip_path": None,
             "meta": None if metas.get(cid) is None else json.dumps(metas[cid], sort_keys=True, ensure_ascii=False),
+            "telemetry": clip_telemetry(track, float(c["start_s"]), float(c["end_s"])),
             "_phash": frame_hash(sc.frames),
         })
     status["n_uncaptioned_dropped"] = dropped

@@ -22,15 +22,16 @@ from dvtr_bench.dataset.audit import DatasetAudit, audit_dataset
 from dvtr_bench.dataset.config import BuildConfig
 from dvtr_bench.dataset.hub import MIN_DATASETS_VERSION, card_yaml, dataset_info_yaml, write_atomic, write_shards
 from dvtr_bench.dataset.job import STATUS_OK, JobResult, JobSpec, file_name_of, run_job
-from dvtr_bench.dataset.schema import CLIP_COLUMNS, FORMAT_VERSION, SPLITS, clip_features
+from dvtr_bench.dataset.schema import CLIP_COLUMNS, FORMAT_VERSION, SPLITS, clip_arrow_schema
 from dvtr_bench.dataset.splits import assign_splits, splits_from_records, video_labels
 from dvtr_bench.errors import InputError
 from dvtr_bench.progress import Progress, ProgressFn, no_progress
 from dvtr_bench.provenance import canonical_json, config_hash, file_sha256, git_commit, package_versions
 
 MANIFEST_COLUMNS = ("video_id", "path", "status", "reason", "key", "duration_s", "fps", "width", "height", "codec",
-                    "vfr", "rotation", "n_frames", "n_transitions", "n_clips", "n_captions", "n_uncaptioned_dropped",
-                    "n_unattached_records", "probe_s", "pass_s", "export_s", "total_s", "resumed")
+                    "vfr", "rotation", "telemetry_source", "telemetry_samples", "n_frames", "n_transitions",
+                    "n_clips", "n_captions", "n_uncaptioned_dropped", "n_unattached_records", "probe_s", "pass_s",
+                    "export_s", "total_s", "resumed")
 
 
 @dataclass
@@ -49,6 +50,7 @@ class BuildResult:
     timings: dict[str, float] = field(default_factory=dict)
     shards: dict[str, list[str]] = field(default_factory=dict)
     caption_match: "CaptionMatch | None" = None
+    telemetry_warnings: list[str] = field(default_factory=list)   # unreadable sidecar lines, with file and line
     split_source: str = ""               # where the splits came from, in words
     zero_clip_cause: str | None = None   # why no clip was made (then no dataset was written)
 
@@ -106,7 +108,7 @@ def load_staged(out: Path, video_id: str, key: str | None = None) -> JobResult |
 def _staging_schema() -> Any:
     import pyarrow as pa
 
-    base = clip_features().arrow_schema
+    base = clip_arrow_schema()
     fields = [f for f in base if f.name != "split"] + [pa.field("_phash", pa.int64())]
     return pa.schema(fields, metadata=base.metadata)
 
@@ -317,7 +319,11 @@ def _build_locked(inputs: Sequence[str | Path], annotations: str | Path | None, 
     (out / "build" / "jobs").mkdir(parents=True, exist_ok=True)
     remove_stale_temp(out)   # a killed build's debris; the lock says no other build is writing here
     job_cfg = config.job_config()
-    specs = [JobSpec(vid, str(path), per_video.get(vid, []), job_cfg, annotations is not None, str(out))
+    from dvtr_bench.video.telemetry import find_sidecar
+
+    sidecars = {vid: find_sidecar(path) for vid, path in by_id.items()}
+    specs = [JobSpec(vid, str(path), per_video.get(vid, []), job_cfg, annotations is not None, str(out),
+                     telemetry_path=None if sidecars[vid] is None else str(sidecars[vid]))
              for vid, path in sorted(by_id.items())]
 
     results: dict[str, JobResult] = {}
@@ -379,6 +385,7 @@ def _build_locked(inputs: Sequence[str | Path], annotations: str | Path | None, 
                            n_resumed=len(resumed), n_clips=0, n_captions=0, per_split={}, failed=failed, audit=None,
                            annotation_problems=problems, timings={"total_s": time.perf_counter() - t_start},
                            caption_match=match, split_source=split_source,
+                           telemetry_warnings=[w for st in statuses for w in (st.get("telemetry_warnings") or [])],
                            zero_clip_cause=zero_clip_cause(statuses, match, config, annotations is not None))
     vids_with_rows = sorted({r["video_id"] for r in rows})
     if use_record_splits:
@@ -399,6 +406,7 @@ def _build_locked(inputs: Sequence[str | Path], annotations: str | Path | None, 
                      "videos": len({r["video_id"] for r in by_split[s]})} for s in SPLITS if by_split.get(s)}
 
     _write_manifest(out, statuses)
+    telemetry_warnings = [w for st in statuses for w in (st.get("telemetry_warnings") or [])]
     timings = {"jobs_s": jobs_s, "assemble_s": time.perf_counter() - t_asm,
                "total_s": time.perf_counter() - t_start,
                "pass_s": sum(float(s.get("pass_s") or 0) for s in statuses if not s["resumed"]),
@@ -406,7 +414,7 @@ def _build_locked(inputs: Sequence[str | Path], annotations: str | Path | None, 
     result = BuildResult(out_dir=out, n_videos=len(specs), n_ok=len(ok), n_failed=len(failed), n_resumed=len(resumed),
                          n_clips=len(rows), n_captions=sum(len(r["captions"]) for r in rows), per_split=per_split,
                          failed=failed, audit=audit, annotation_problems=problems, timings=timings, shards=shards,
-                         caption_match=match, split_source=split_source)
+                         caption_match=match, split_source=split_source, telemetry_warnings=telemetry_warnings)
     build_json = _build_json(config, annotations, annotation_files, by_id, specs, results, result, executor, workers)
     write_atomic(out / "build" / "build.json", json.dumps(build_json, indent=2, sort_keys=True, default=str) + "\n")
     write_atomic(out / "README.md", dataset_card(config, result, build_json))
@@ -423,6 +431,7 @@ def _write_manifest(out: Path, statuses: list[dict[str, Any]]) -> None:
         ("video_id", pa.string()), ("path", pa.string()), ("status", pa.string()), ("reason", pa.string()),
         ("key", pa.string()), ("duration_s", pa.float64()), ("fps", pa.float64()), ("width", pa.int32()),
         ("height", pa.int32()), ("codec", pa.string()), ("vfr", pa.bool_()), ("rotation", pa.int32()),
+        ("telemetry_source", pa.string()), ("telemetry_samples", pa.int64()), ("telemetry_warnings", pa.string()),
         ("n_frames", pa.int64()),
         ("n_transitions", pa.int64()), ("n_clips", pa.int64()), ("n_captions", pa.int64()),
         ("n_uncaptioned_dropped", pa.int64()), ("n_unattached_records", pa.int64()), ("probe_s", pa.float64()),
@@ -434,6 +443,8 @@ def _write_manifest(out: Path, statuses: list[dict[str, Any]]) -> None:
         row = {c: s.get(c) for c in MANIFEST_COLUMNS}
         row["reason"] = None if row["reason"] is None else str(row["reason"])
         row["transitions"] = json.dumps(s.get("transitions")) if s.get("transitions") is not None else None
+        row["telemetry_warnings"] = (json.dumps(s["telemetry_warnings"], ensure_ascii=False)
+                                     if s.get("telemetry_warnings") else None)
         rows.append(row)
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
@@ -468,6 +479,37 @@ def _build_json(config: BuildConfig, annotations: Any, annotation_files: list[st
                 "timings": result.timings},
         "versions": package_versions(),
     }
+
+
+def telemetry_card_lines(result: BuildResult) -> list[str]:
+    """The card's telemetry section: how many clips have it, and the ranges of altitude, speed and distance."""
+    import pyarrow.parquet as pq
+
+    tel = []
+    for names in result.shards.values():
+        for n in names:
+            col = pq.read_table(result.out_dir / "data" / n, columns=["telemetry"]).column("telemetry").to_pylist()
+            tel += [t for t in col if t]
+    if not tel:
+        return []
+
+    def rng(key: str, unit: str) -> str:
+        vals = [v for t in tel for v in ([t[key]] if t.get(key) is not None else [])]
+        return f"{min(vals):.1f}-{max(vals):.1f} {unit}" if vals else "-"
+
+    alts = [v for t in tel for v in (t.get("start_rel_alt_m"), t.get("end_rel_alt_m")) if v is not None]
+    lines = ["## Telemetry", "",
+             f"{len(tel)} of {result.n_clips} clips carry flight telemetry from their video's DJI .SRT sidecar "
+             "(column `telemetry`).", "", "| | range |", "| --- | --- |",
+             f"| altitude above take-off | {f'{min(alts):.1f}-{max(alts):.1f} m' if alts else '-'} |",
+             f"| ground speed (clip mean) | {rng('ground_speed_mps', 'm/s')} |",
+             f"| climb rate | {rng('climb_rate_mps', 'm/s')} |",
+             f"| distance flown per clip | {rng('distance_m', 'm')} |",
+             f"| total distance flown in clips | {sum(t.get('distance_m') or 0.0 for t in tel) / 1000:.2f} km |", ""]
+    if result.telemetry_warnings:
+        lines += [f"Unreadable sidecar lines: {len(result.telemetry_warnings)} (see `build/manifest.parquet`, "
+                  "`telemetry_warnings`).", ""]
+    return lines
 
 
 def dataset_card(config: BuildConfig, result: BuildResult, build_json: dict[str, Any]) -> str:
@@ -512,6 +554,7 @@ def dataset_card(config: BuildConfig, result: BuildResult, build_json: dict[str,
     if result.annotation_problems:
         lines += [f"Annotation problems reported by validation: {len(result.annotation_problems)} "
                   "(run `dvtr annotations validate`).", ""]
+    lines += telemetry_card_lines(result)
     lines += ["## Columns", "", "| column | description |", "| --- | --- |"]
     lines += [f"| `{k}` | {v} |" for k, v in CLIP_COLUMNS.items()]
     lines += ["", "## Provenance", "",

@@ -424,8 +424,10 @@ def _validate(flights: int, resolution: tuple[int, int], fps: float, min_take: f
 
 
 def _make_flight(seed: int, plan: FlightPlan, width: int, height: int, fps: float, videos: Path,
-                 on_frames: Callable[[int], None] | None = None) -> tuple[list[CaptionRecord], dict[str, Any]]:
-    """Render and encode one flight; return its caption records and its shots.json entry."""
+                 on_frames: Callable[[int], None] | None = None,
+                 telemetry: bool = True) -> tuple[list[CaptionRecord], dict[str, Any]]:
+    """Render and encode one flight (and its telemetry sidecar); return its caption records and shots.json
+    entry."""
     takes: list[Take] = []
     path = videos / f"{plan.video_id}.mp4"
     with H264Writer(path, width, height, fps) as writer:
@@ -438,6 +440,10 @@ def _make_flight(seed: int, plan: FlightPlan, width: int, height: int, fps: floa
     if on_frames is not None:
         on_frames(writer.n % 25)
     entry = shots_entry(plan, width, height, fps)
+    if telemetry:
+        from dvtr_bench.synth.telemetry import write_flight_srt
+
+        write_flight_srt(videos / f"{plan.video_id}.SRT", seed, plan.index, takes, entry, fps)
     records = []
     for take, row in zip(takes, entry["takes"]):
         records.append(CaptionRecord(
@@ -448,22 +454,23 @@ def _make_flight(seed: int, plan: FlightPlan, width: int, height: int, fps: floa
     return records, entry
 
 
-def _flight_job(args: tuple[int, FlightPlan, int, int, float, str]) -> tuple[list[CaptionRecord], dict[str, Any]]:
-    seed, plan, width, height, fps, videos = args
+def _flight_job(args: tuple[int, FlightPlan, int, int, float, str, bool]) -> tuple[list[CaptionRecord], dict[str, Any]]:
+    seed, plan, width, height, fps, videos, telemetry = args
     cv2.setNumThreads(1)  # one flight per process: no oversubscription
-    return _make_flight(seed, plan, width, height, fps, Path(videos))
+    return _make_flight(seed, plan, width, height, fps, Path(videos), telemetry=telemetry)
 
 
 def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int, int] = (640, 360),
              fps: float = 25.0, min_take: float = 3.0, max_take: float = 30.0,
              progress: ProgressFn | None = None, *, takes_per_flight: int = 8, workers: int = 1,
-             exposure_ramps: float = 0.0) -> dict[str, Any]:
+             exposure_ramps: float = 0.0, telemetry: bool = True) -> dict[str, Any]:
     """Synthesise ``flights`` drone flights into ``out_dir`` (videos/, annotations.jsonl, shots.json, synth.json).
 
     ``workers`` > 1 renders that many flights at once in separate processes; the output is identical
     to a single-process run. ``exposure_ramps`` is the chance that a take holds a smooth auto-exposure and
     white-balance ramp (recorded in its scene graph as ``exposure_ramp``); 0 gives the footage of earlier
-    versions, byte for byte. Returns a summary: counts, seconds of video, wall time and the realtime
+    versions, byte for byte. ``telemetry`` writes a DJI-style ``.SRT`` sidecar next to each video
+    (:mod:`dvtr_bench.synth.telemetry`). Returns a summary: counts, seconds of video, wall time and the realtime
     factor.
     """
     from dvtr_bench.provenance import git_commit, package_versions
@@ -485,8 +492,8 @@ def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int
             tp.exposure_p = exposure_ramps
     # Flights of an earlier, larger run in the same folder would contradict the new annotations.
     wanted = {f"{p.video_id}.mp4" for p in plans}
-    for stale in videos.glob("flight_*.mp4"):
-        if stale.name not in wanted:
+    for stale in [*videos.glob("flight_*.mp4"), *videos.glob("flight_*.SRT")]:
+        if stale.with_suffix(".mp4").name not in wanted or (stale.suffix == ".SRT" and not telemetry):
             stale.unlink()
     total = sum(p.n_frames for p in plans)
     progress(Progress("frames", completed=0, total=total))
@@ -503,7 +510,7 @@ def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int
 
     if workers == 1 or flights == 1:
         for fi, plan in enumerate(plans):
-            results[fi] = _make_flight(seed, plan, width, height, fps, videos, on_frames)
+            results[fi] = _make_flight(seed, plan, width, height, fps, videos, on_frames, telemetry=telemetry)
             progress(Progress("flights", completed=fi + 1, total=flights))
     else:
         import multiprocessing as mp
@@ -511,7 +518,7 @@ def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int
 
         # spawn: a forked copy of a parent that has started threads (torch, Ray) can deadlock.
         with ProcessPoolExecutor(max_workers=min(workers, flights), mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(_flight_job, (seed, plan, width, height, fps, str(videos))): fi
+            futs = {pool.submit(_flight_job, (seed, plan, width, height, fps, str(videos), telemetry)): fi
                     for fi, plan in enumerate(plans)}
             for fut in as_completed(futs):
                 fi = futs[fut]
@@ -534,7 +541,7 @@ def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int
         f.write("\n")
     options = {"flights": flights, "seed": seed, "resolution": [width, height], "fps": fps,
                "min_take": min_take, "max_take": max_take, "takes_per_flight": takes_per_flight,
-               "exposure_ramps": exposure_ramps}
+               "exposure_ramps": exposure_ramps, "telemetry": telemetry}
     n_trans = {"cut": 0, "dissolve": 0, "fade": 0}
     for p in plans:
         for tr in p.transitions:

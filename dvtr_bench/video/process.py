@@ -122,11 +122,22 @@ class FrameBuffer:
 
 def process_video(path: str | Path, segmenter: Segmenter, sampling: SamplingConfig = SamplingConfig(),
                   records: Sequence[Any] = (), info: VideoInfo | None = None,
-                  progress: ProgressFn | None = None) -> PassResult:
-    """Decode ``path`` once; return its clips (spans + protocol frames as JPEG) and detected transitions."""
+                  progress: ProgressFn | None = None, telemetry: Any = None) -> PassResult:
+    """Decode ``path`` once; return its clips (spans + protocol frames as JPEG) and detected transitions.
+
+    ``telemetry`` (a :class:`~dvtr_bench.video.telemetry.Track`) goes to segmenters that declare
+    ``uses_telemetry``."""
     t_start = time.perf_counter()
     info = info or probe(path)
-    planned = segmenter.start(info, records)
+    if getattr(segmenter, "uses_telemetry", False):
+        if telemetry is None:
+            from dvtr_bench.video.telemetry import find_sidecar, read_srt
+
+            sidecar = find_sidecar(path)
+            telemetry = read_srt(sidecar) if sidecar is not None else None
+        planned = segmenter.start(info, records, telemetry=telemetry)
+    else:
+        planned = segmenter.start(info, records)
     if planned is not None:
         result = _planned_pass(path, info, planned, segmenter, sampling, progress)
     else:

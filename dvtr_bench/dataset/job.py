@@ -38,6 +38,7 @@ class JobSpec:
     has_annotations: bool = True         # False when the build has no annotation file at all
     out_dir: str | None = None           # dataset root, for clip export
     telemetry_path: str | None = None    # the video's DJI .SRT sidecar, when it has one
+    info: dict[str, Any] | None = None   # its probe (VideoInfo.to_dict), when the build already has it
 
     def key(self) -> str:
         """Identity of the job's result: changes when the video, its records or the config change."""
@@ -97,7 +98,7 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
     ``progress`` (in-process runs only) receives "footage" events every 10 s of decoded footage.
     """
     from dvtr_bench.dataset.config import segmenter_kwargs
-    from dvtr_bench.video.probe import probe
+    from dvtr_bench.video.probe import VideoInfo, probe
     from dvtr_bench.video.process import SamplingConfig, process_video
     from dvtr_bench.video.segmenters import make_segmenter
 
@@ -111,7 +112,9 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
                               "n_unattached_records": 0, "probe_s": 0.0, "pass_s": 0.0, "export_s": 0.0,
                               "total_s": 0.0}
     try:
-        info = probe(spec.video_path)
+        # The build probed every file already (durations for validation): probing again costs a decode of the
+        # first frame (rotation) per video, a fixed cost that dominates short footage.
+        info = VideoInfo(**spec.info) if spec.info else probe(spec.video_path)
         status.update(duration_s=info.duration_s, fps=info.fps, width=info.display_width,
                       height=info.display_height, codec=info.codec, vfr=info.vfr, rotation=info.rotation)
         status["probe_s"] = time.perf_counter() - t0

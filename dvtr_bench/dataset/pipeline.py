@@ -283,11 +283,15 @@ def _build_locked(inputs: Sequence[str | Path], annotations: str | Path | None, 
     # Headers only (milliseconds per file): durations let validation flag times beyond a video's end and give
     # the footage progress bar a total. A file that cannot be probed fails later in its own job, with the reason.
     durations: dict[str, float | None] = {}
+    infos: dict[str, dict[str, Any]] = {}
     for vid, path in by_id.items():
         try:
-            durations[vid] = probe(path).duration_s
+            info = probe(path)
         except InputError:
             durations[vid] = None
+            continue
+        durations[vid] = info.duration_s
+        infos[vid] = info.to_dict()
     records: list[Any] = []
     problems: list[Any] = []
     match = CaptionMatch(videos=len(by_id))
@@ -323,7 +327,7 @@ def _build_locked(inputs: Sequence[str | Path], annotations: str | Path | None, 
 
     sidecars = {vid: find_sidecar(path) for vid, path in by_id.items()}
     specs = [JobSpec(vid, str(path), per_video.get(vid, []), job_cfg, annotations is not None, str(out),
-                     telemetry_path=None if sidecars[vid] is None else str(sidecars[vid]))
+                     telemetry_path=None if sidecars[vid] is None else str(sidecars[vid]), info=infos.get(vid))
              for vid, path in sorted(by_id.items())]
 
     results: dict[str, JobResult] = {}

@@ -179,3 +179,16 @@ def test_rotated_footage_builds_upright_with_displayed_size(tmp_path):
     assert Image.open(io.BytesIO(row["frames"][0]["bytes"])).size == (224, 398)
     man = pq.read_table(tmp_path / "ds" / "build" / "manifest.parquet").to_pylist()[0]
     assert man["rotation"] == 90 and (man["width"], man["height"]) == (108, 192)
+
+
+def test_the_data_folder_is_swapped_in_whole(tmp_path):
+    from dvtr_bench.dataset.outdir import swap_in
+
+    final, new = tmp_path / "data", tmp_path / ".data.tmp-1"
+    final.mkdir()
+    (final / "train-00000-of-00001.parquet").write_text("old")
+    new.mkdir()
+    (new / "train-00000-of-00002.parquet").write_text("new")
+    swap_in(new, final)
+    assert [p.name for p in final.iterdir()] == ["train-00000-of-00002.parquet"]
+    assert not new.exists() and not list(tmp_path.glob(".data*"))

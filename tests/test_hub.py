@@ -116,3 +116,11 @@ def test_shard_schema_and_dataset_info_match_what_datasets_makes(tmp_path, foota
     card = DatasetCardData()
     DatasetInfosDict({"default": info}).to_dataset_card_data(card)
     assert dataset_info_yaml(shards) == card.to_yaml().rstrip("\n")
+
+
+def test_readme_says_which_loader_to_use_after_a_rebuild():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "after a **rebuild in the same folder** use `dvtr_bench.load_dataset`" in " ".join(readme.split())
+    assert "`datasets` >= 4.0.0" in readme

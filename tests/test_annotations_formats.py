@@ -392,3 +392,74 @@ def test_pickle_extension_is_written_as_the_clip4clip_pickle(tmp_path: Path) -> 
     assert out.is_file() and (tmp_path / "train_list.txt").is_file()
     assert sniff_format(out) == "clip4clip"
     assert read_annotations(out) == view
+
+
+# ------------------------------------------------------------------------------------------ the public caption sets
+
+def _usrd_like(folder: Path) -> Path:
+    """A CLIP4Clip folder shaped like the MSAM authors' USRD: ids that end in a space ('Party_042 ') or hold one
+    ('Baseball_008 1'), as their raw-captions.pkl and split lists do."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"Party_042 ": [["people", "dance", "in", "a", "square"]], "Baseball_008 1": [["a", "pitch", "seen"]],
+            "Harvest_001": [["a", "combine", "in", "a", "field"]]}
+    with open(folder / "raw-captions.pkl", "wb") as f:
+        pickle.dump(data, f, protocol=4)
+    (folder / "train_list.txt").write_text("Party_042 \nHarvest_001\n", encoding="utf-8")
+    (folder / "test_list.txt").write_text("Baseball_008 1\n", encoding="utf-8")
+    return folder
+
+
+def test_every_writer_keeps_ids_as_given(tmp_path: Path) -> None:
+    """Ids are matched normalised, but written back byte for byte: the authors' CLIP4Clip loader opens
+    '<id>.mp4', so a dropped trailing space loses the video."""
+    records = read_annotations(_usrd_like(tmp_path / "usrd"))
+    assert {r.video_id for r in records} == {"Party_042", "Baseball_008 1", "Harvest_001"}
+    write_annotations(records, tmp_path / "out", "clip4clip")
+    with open(tmp_path / "out" / "raw-captions.pkl", "rb") as f:
+        assert set(pickle.load(f)) == {"Party_042 ", "Baseball_008 1", "Harvest_001"}
+    assert (tmp_path / "out" / "train_list.txt").read_text(encoding="utf-8") == "Party_042 \nHarvest_001\n"
+    for ext in (".jsonl", ".json", ".csv", ".tsv", ".parquet"):
+        out = tmp_path / f"again{ext}"
+        write_annotations(records, out)
+        back = read_annotations(out)
+        assert [r.video_id_as_given for r in back] == [r.video_id_as_given for r in records], ext
+        assert "Party_042 " in [r.video_id_as_given for r in back]
+
+
+def test_semicolon_csv_is_sniffed_and_delimiter_can_be_given(tmp_path: Path) -> None:
+    # the MSR-VTT CSV columns of CLIP4Clip's MSRVTT_JSFUSION_test.csv, written by a spreadsheet in a
+    # decimal-comma locale
+    p = tmp_path / "msrvtt.csv"
+    p.write_text("key;vid_key;video_id;sentence\nret0;msr7579;video7579;a girl wearing red top and black trousers"
+                 " is putting a sweater on a dog\nret1;msr7725;video7725;young people sit around the edges of a "
+                 "room clapping and raising their arms\n", encoding="utf-8")
+    records = read_annotations(p)
+    assert [(r.video_id, len(r.captions)) for r in records] == [("video7579", 1), ("video7725", 1)]
+    assert read_annotations(p, delimiter=";") == records
+    with pytest.raises(InputError, match="delimiter ','"):
+        read_annotations(p, delimiter=",")
+
+
+def test_csv_round_trip_keeps_records_without_captions(tmp_path: Path) -> None:
+    records = [CaptionRecord("flight_000", [], clip_id="a", split="test"),
+               CaptionRecord("flight_000", ["one", "two"], clip_id="b")]
+    write_annotations(records, tmp_path / "r.csv")
+    assert read_annotations(tmp_path / "r.csv") == records
+
+
+def test_split_aware_ambiguity_and_recall_ceiling() -> None:
+    from dvtr_bench.annotations.audit import audit_captions
+
+    captions = {"a": ["a red car", "a road"], "b": ["a red car", "a bridge"], "c": ["A red car"],
+                "d": ["a red car"], "e": ["a field", "a field"]}
+    splits = {"a": "test", "b": "test", "c": "test", "d": "train", "e": "test"}
+    amb = audit_captions(captions, splits).split_ambiguity
+    t = amb["test"]
+    # "a red car" is a caption of a and b in test (d is in train; "A red car" is another text)
+    assert (t.clips, t.captions, t.shared_captions) == (4, 7, 2)
+    # text->video: of the 2 identical queries only one can rank its clip first -> 6 of 7
+    assert t.t2v_r1_ceiling == pytest.approx(100 * 6 / 7, abs=0.01)
+    # video->text: every test clip has a caption of its own
+    assert (t.clips_without_unique_caption, t.v2t_r1_ceiling) == (0, 100.0)
+    amb = audit_captions({"a": ["x"], "b": ["x"]}, {"a": "test", "b": "test"}).split_ambiguity["test"]
+    assert (amb.t2v_r1_ceiling, amb.v2t_r1_ceiling, amb.clips_without_unique_caption) == (50.0, 0.0, 2)

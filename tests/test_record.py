@@ -121,7 +121,7 @@ def _dataset(n: int = 4, captions_of=lambda i: [f"a road {i}", "trees"], frame_v
                  width=8, height=8, captions=captions_of(i),
                  frames=[{"bytes": _jpeg(frame_value(i, k)), "path": None} for k in range(3)],
                  frame_times_s=[0.1, 0.5, 0.9], segmenter="shots", segmenter_params="{}", label=None,
-                 clip_path=None, meta=None) for i in range(n)]
+                 clip_path=None, meta=None, telemetry=None) for i in range(n)]
     return datasets.Dataset.from_list(rows, features=clip_features())
 
 
@@ -160,7 +160,7 @@ def test_fingerprint_does_not_decode_frames() -> None:
 
     row = dict(clip_id="c0", video_id="v", split="test", start_s=0.0, end_s=1.0, fps=25.0, width=8, height=8,
                captions=["x"], frames=[{"bytes": b"not a jpeg at all", "path": None}], frame_times_s=[0.5],
-               segmenter="s", segmenter_params="{}", label=None, clip_path=None, meta=None)
+               segmenter="s", segmenter_params="{}", label=None, clip_path=None, meta=None, telemetry=None)
     ds = datasets.Dataset.from_list([row], features=clip_features())
     assert len(dataset_fingerprint(ds)) == 64
 

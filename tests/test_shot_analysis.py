@@ -152,6 +152,75 @@ def test_uniform_scenery_and_edge_fades_are_no_fade(p):
     assert sa.fade_spans(std, mean, p.flat_std, p.max_hold, p.guard) == []
 
 
+def test_edge_fades_trim_the_opening_fade_in_and_the_closing_fade_out(p):
+    _, _, std, mean = textured()
+    std[:5], mean[:5] = 1.0, 10.0                             # the video starts in black ...
+    std[5:13] = np.linspace(1.0, 30.0, 9)[1:]                 # ... and fades in over frames 5..12
+    std[-4:], mean[-4:] = 1.0, 10.0                           # it ends in black ...
+    std[-10:-4] = np.linspace(30.0, 1.0, 8)[1:-1]             # ... after fading out from frame N - 10
+    assert sa.edge_fades(std, mean, p.flat_std, p.guard) == (12, N - 10)
+    _, _, std, mean = textured()
+    assert sa.edge_fades(std, mean, p.flat_std, p.guard) == (0, N)
+    std[:3], mean[:3] = 1.0, 10.0                             # black frames, then a cut into the picture
+    assert sa.edge_fades(std, mean, p.flat_std, p.guard) == (3, N)
+
+
+def _frame(rng: np.random.Generator, h: int = 54, w: int = 96, base: float = 110.0) -> np.ndarray:
+    import cv2
+
+    y = cv2.resize(rng.random((h // 6, w // 6)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    img = np.empty((h, w, 3), np.float32)
+    img[..., 0] = np.clip(base + (y - 0.5) * 120, 0, 255).round()
+    img[..., 1], img[..., 2] = 120.0, 135.0
+    return img
+
+
+def _window(img: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.createHanningWindow((img.shape[1], img.shape[0]), cv2.CV_32F)
+
+
+def test_exposure_and_white_balance_changes_are_no_distance():
+    rng = np.random.default_rng(0)
+    a = _frame(rng)
+    # brighter by half a stop with the highlights clipping (a gamma-encoded camera), warmer white balance
+    b = a.copy()
+    b[..., 0] = np.clip(np.round(255.0 * (a[..., 0] / 255.0) ** 0.75), 0, 255)
+    b[..., 1] -= 2.0
+    b[..., 2] += 2.0
+    plain = float(np.abs(a - b).mean())
+    assert plain > 5.0
+    assert sa.tiny_distance(a, b, _window(a)) < 1.0
+    other = _frame(rng)                                       # a different picture stays different
+    assert sa.tiny_distance(a, other, _window(a)) > 6.0
+
+
+def test_an_object_crossing_part_of_the_frame_is_no_distance():
+    rng = np.random.default_rng(1)
+    a = _frame(rng)
+    b = a.copy()
+    b[15:35, 32:56, 0] = 20.0                                 # a dark car covers a tenth of the picture
+    plain = float(np.abs(a - b).mean())                       # the plain mean sees it
+    assert sa.robust_mean(np.abs(a - b)) < 0.5                # the blocks it covers are left out
+    assert sa.tiny_distance(a, b, _window(a)) < 0.75 * plain  # (its shift of the histogram costs a little)
+    assert sa.robust_mean(np.abs(a - _frame(rng))) > 6.0     # a different picture is a change
+
+
+def test_a_contrast_dip_around_a_hard_cut_is_the_cut(p):
+    """A cut to a darker shot whose exposure then climbs back looks like a dissolve's dip in contrast (the
+    real bikes footage, frame 76): the cut must win, and the new shot's first frames stay in its clip."""
+    s, g, std, mean = textured()
+    std[:120] = 54.0
+    std[120:130] = np.linspace(24.0, 31.0, 10)                # the camera re-exposing for the new shot
+    std[130:] = 31.0
+    s[120] = 18.0
+    g[:] = 3.0
+    g[110:131] = 17.0
+    assert [(t.kind, t.start_frame, t.end_frame) for t in sa.find_transitions(s, g, std, mean, 0, N - 1, p)] \
+        == [("cut", 120, 120)]
+
+
 def test_dissolve_is_a_dip_in_contrast_with_different_sides(p):
     s, g, std, mean = textured()
     d = np.abs(np.arange(N) - 120)

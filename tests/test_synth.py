@@ -300,3 +300,33 @@ def test_frame_rates_are_exact_fractions() -> None:
 
     assert fps_fraction(25) == 25 and fps_fraction(12.5) == Fraction(25, 2)
     assert fps_fraction(29.97) == Fraction(30000, 1001) and fps_fraction(23.976) == Fraction(24000, 1001)
+
+
+def test_exposure_ramps_change_only_the_light_of_their_takes(footage: tuple[Path, int], tmp_path: Path) -> None:
+    out, seed = footage
+    ramps = tmp_path / "ramps"
+    generate(ramps, flights=2, seed=seed, exposure_ramps=1.0, **OPTS)
+    assert (ramps / "shots.json").read_bytes() == (out / "shots.json").read_bytes()
+    plain = [json.loads(line) for line in (out / "annotations.jsonl").read_text().splitlines()]
+    lit = [json.loads(line) for line in (ramps / "annotations.jsonl").read_text().splitlines()]
+    first_ramp = lit[0]["meta"]["scene_graph"]["exposure_ramp"]
+    for a, b in zip(plain, lit):
+        ramp = b["meta"]["scene_graph"].pop("exposure_ramp")
+        # the same takes, captions and scene graphs; only how strongly a cut changes the picture depends on light
+        a["meta"]["scene_graph"].pop("cut_strength", None)
+        b["meta"]["scene_graph"].pop("cut_strength", None)
+        assert a == b
+        assert 0 <= ramp["start_frame"] < ramp["end_frame"] <= a["meta"]["end_frame"] - a["meta"]["start_frame"]
+        assert 0.35 <= abs(ramp["stops"]) <= 0.6
+    before = _decode(out / "videos" / "flight_000.mp4")
+    after = _decode(ramps / "videos" / "flight_000.mp4")
+    take = plain[0]["meta"]
+    ramp = first_ramp
+    # before the ramp the frames are the same pictures; after it, brighter or darker
+    i0 = take["start_frame"] + max(0, ramp["start_frame"] - 1)
+    i1 = take["start_frame"] + ramp["end_frame"]
+    assert np.abs(before[i0].astype(int) - after[i0].astype(int)).mean() < 2.0
+    ratio = after[i1].astype(float).mean() / before[i1].astype(float).mean()
+    assert abs(np.log2(ratio)) > 0.2
+    with pytest.raises(ConfigError):
+        generate(tmp_path / "bad", flights=1, seed=0, exposure_ramps=1.5)

@@ -123,3 +123,38 @@ def test_containers_and_codecs(tmp_path, name, codec, want):
     assert info.duration_s == pytest.approx(2.0, abs=0.1)
     r = process_video(path, WindowSegmenter(length=1.0))
     assert len(r.clips) == 2 and all(len(c.frames) == 12 for c in r.clips)
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_display_rotation_is_honoured(tmp_path, rotation):
+    """A file filmed upright and stored sideways (display matrix): protocol frames are stored upright, and the
+    clip's width and height are the displayed ones."""
+    import io
+
+    from PIL import Image
+
+    from dvtr_bench.video.process import process_video
+    from dvtr_bench.video.segmenters import make_segmenter
+
+    frames = []
+    for _ in range(50):
+        img = np.full((108, 192, 3), 60, np.uint8)
+        img[:36, :48] = (250, 250, 250)                       # a bright block in the stored top-left corner
+        frames.append(img)
+    path = write_video(tmp_path / "rot.mp4", frames, rotation=rotation)
+    info = probe(path)
+    assert info.rotation == rotation
+    assert (info.display_width, info.display_height) == ((108, 192) if rotation in (90, 270) else (192, 108))
+    for seg in (make_segmenter("windows", length=1.0), make_segmenter("shots")):   # both decode passes
+        r = process_video(path, seg, info=info)
+        stored = np.asarray(Image.open(io.BytesIO(r.clips[0].frames[0])).convert("L"), np.float32)
+        _assert_upright(stored, frames[0], rotation)
+
+
+def _assert_upright(stored, source, rotation):
+    want = np.rot90(np.asarray(Image.fromarray(source).convert("L"), np.float32), rotation // 90)
+    assert stored.shape[0] / stored.shape[1] == pytest.approx(want.shape[0] / want.shape[1], rel=0.05)
+    import cv2
+
+    want = cv2.resize(want, (stored.shape[1], stored.shape[0]), interpolation=cv2.INTER_AREA)
+    assert np.abs(stored - want).mean() < 8.0                 # the picture as players show it

@@ -72,6 +72,63 @@ class AmbiguousCaption:
 
 
 @dataclass
+class SplitAmbiguity:
+    """Identical captions inside one split, and the best Recall@1 they leave any model on it.
+
+    Within a split (the test split is what evaluation sees), a caption whose text is also a caption of another
+    clip of the split is one query text with several right answers: whatever the model, its text embedding is
+    the same for all of them, so text->video can rank only one of those clips first. The ceilings are the best
+    R@1 any model can reach under protocol v1's rules: text->video counts, for each distinct text, the captions
+    of the clip owning most copies of it; video->text needs a caption of the clip's own that no other clip of
+    the split has (ties rank pessimistically). Texts are compared as written, spacing normalised.
+    """
+
+    split: str
+    clips: int
+    captions: int
+    shared_captions: int                  # captions whose text another clip of the split also has
+    clips_without_unique_caption: int
+    t2v_r1_ceiling: float                 # percent
+    v2t_r1_ceiling: float                 # percent
+
+    @property
+    def shared_share(self) -> float:
+        return self.shared_captions / self.captions if self.captions else 0.0
+
+
+def _text_key(caption: str) -> str:
+    return " ".join(caption.split())
+
+
+def split_ambiguity(captions: Mapping[str, Sequence[str]], splits: Mapping[str, str | None]) -> dict[str, SplitAmbiguity]:
+    """:class:`SplitAmbiguity` of every split (clips without a split are left out)."""
+    by_split: dict[str, list[str]] = defaultdict(list)
+    for clip_id in captions:
+        if splits.get(clip_id):
+            by_split[str(splits[clip_id])].append(clip_id)
+    out: dict[str, SplitAmbiguity] = {}
+    order = {s: i for i, s in enumerate(SPLIT_NAMES)}
+    for split in sorted(by_split, key=lambda x: (order.get(x, 99), x)):
+        ids = by_split[split]
+        copies: dict[str, Counter] = defaultdict(Counter)     # text -> clip -> how many of its captions
+        for c in ids:
+            for cap in captions[c]:
+                copies[_text_key(cap)][c] += 1
+        n_caps = sum(len(captions[c]) for c in ids)
+        shared = sum(sum(owners.values()) for owners in copies.values() if len(owners) > 1)
+        best = sum(max(owners.values()) for owners in copies.values())
+        unique = {c for owners in copies.values() if len(owners) == 1 for c in owners}
+        with_caps = [c for c in ids if captions[c]]
+        out[split] = SplitAmbiguity(
+            split=split, clips=len(ids), captions=n_caps, shared_captions=shared,
+            clips_without_unique_caption=sum(1 for c in with_caps if c not in unique),
+            t2v_r1_ceiling=round(100.0 * best / n_caps, 2) if n_caps else 100.0,
+            v2t_r1_ceiling=round(100.0 * sum(1 for c in with_caps if c in unique) / len(with_caps), 2)
+            if with_caps else 100.0)
+    return out
+
+
+@dataclass
 class CaptionAudit:
     """Everything the caption audit found; ``to_dict`` for JSON, ``to_markdown`` for the dataset card."""
 
@@ -85,6 +142,7 @@ class CaptionAudit:
     ambiguous_captions: list[AmbiguousCaption]
     videos_in_several_splits: dict[str, list[str]]
     notes: list[str] = field(default_factory=list)
+    split_ambiguity: dict[str, SplitAmbiguity] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -107,6 +165,17 @@ class CaptionAudit:
         lines += ["", "Captions per clip:", ""]
         lines += _dist_table(self.captions_per_clip, "captions")
         lines += [""]
+        if self.split_ambiguity:
+            lines += ["Identical captions within each split (what evaluation sees) and the Recall@1 they leave any "
+                      "model:", "",
+                      "| split | clips | captions | captions shared with another clip | clips with no caption of "
+                      "their own | T2V R@1 ceiling | V2T R@1 ceiling |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            for a in self.split_ambiguity.values():
+                lines.append(f"| {a.split} | {a.clips} | {a.captions} | {a.shared_captions} "
+                             f"({100 * a.shared_share:.1f} %) | {a.clips_without_unique_caption} | "
+                             f"{a.t2v_r1_ceiling:.2f} | {a.v2t_r1_ceiling:.2f} |")
+            lines += [""]
         findings = [
             ("Source videos present in more than one split (leak)",
              [f"`{v}`: {', '.join(s)}" for v, s in self.videos_in_several_splits.items()]),
@@ -213,6 +282,7 @@ def audit_captions(captions: Mapping[str, Sequence[str]], splits: Mapping[str, s
         clips_without_captions=[c for c, caps in captions.items() if not caps],
         ambiguous_captions=ambiguous_captions(captions, splits),
         videos_in_several_splits=videos_in_several_splits(video_of, splits) if video_of is not None else {},
+        split_ambiguity=split_ambiguity(captions, splits) if splits else {},
     )
 
 

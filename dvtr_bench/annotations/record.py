@@ -108,10 +108,28 @@ class CaptionRecord:
     meta: dict[str, Any] = field(default_factory=dict)
     # Provenance for error messages only: not compared, not serialised.
     source: SourceRef | None = field(default=None, compare=False, repr=False)
+    # The video_id and clip_id exactly as the input spelled them, when that differs from the normalised ids
+    # (" Party_042 " in USRD, "flight_000.MP4"): ids match footage normalised, and writers give them back as given.
+    given_ids: tuple[str | None, str | None] | None = field(default=None, compare=False, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def video_id_as_given(self) -> str:
+        """``video_id`` as the input spelled it (byte for byte), while it still normalises to ``video_id``."""
+        given = self.given_ids[0] if self.given_ids else None
+        return given if given is not None and normalize_id(given) == self.video_id else self.video_id
+
+    @property
+    def clip_id_as_given(self) -> str | None:
+        """``clip_id`` as the input spelled it, while it still normalises to ``clip_id``."""
+        given = self.given_ids[1] if self.given_ids else None
+        return given if given is not None and self.clip_id is not None and normalize_id(given) == self.clip_id \
+            else self.clip_id
+
+    def to_dict(self, as_given: bool = False) -> dict[str, Any]:
+        """The record as a plain dict; ``as_given=True`` gives the ids as the input spelled them (for writers)."""
         d: dict[str, Any] = {
-            "video_id": self.video_id, "captions": list(self.captions), "clip_id": self.clip_id,
+            "video_id": self.video_id_as_given if as_given else self.video_id, "captions": list(self.captions),
+            "clip_id": self.clip_id_as_given if as_given else self.clip_id,
             "start_s": self.start_s, "end_s": self.end_s, "label": self.label, "split": self.split,
             "meta": self.meta,
         }
@@ -172,6 +190,8 @@ class CaptionRecord:
             raise InputError("meta must be an object", file, record)
         clip_id = None if d.get("clip_id") is None else normalize_id(d["clip_id"])
         label = None if d.get("label") is None else str(d["label"])
+        raw_v = d["video_id"] if isinstance(d.get("video_id"), str) and d["video_id"] != video_id else None
+        raw_c = d["clip_id"] if isinstance(d.get("clip_id"), str) and d["clip_id"] != clip_id else None
         return cls(
             video_id=video_id, captions=list(caps),
             clip_id=clip_id or None,
@@ -179,6 +199,7 @@ class CaptionRecord:
             label=label if label else None,
             split=normalize_split(d.get("split")), meta=meta,
             source=SourceRef(None if file is None else str(file), None if record is None else str(record)),
+            given_ids=(raw_v, raw_c) if raw_v is not None or raw_c is not None else None,
         )
 
 
@@ -186,7 +207,7 @@ def write_jsonl(records: Iterable[CaptionRecord], path: str | Path) -> None:
     """Write records as JSON Lines, one record per line, keys in a fixed order (byte-stable)."""
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         for r in records:
-            f.write(json.dumps(r.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+            f.write(json.dumps(r.to_dict(as_given=True), ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def iter_jsonl(path: str | Path) -> Iterator[CaptionRecord]:

@@ -52,11 +52,19 @@ def _read_opts(f: Any) -> Any:
     f = click.option("--caption-sep", default="|", show_default=True,
                      help=f"separator of the captions column in {'/'.join(_SEP_FORMATS)}")(f)
     f = click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None, help=_FORMAT_HELP)(f)
+    f = click.option("--delimiter", default=None, metavar="CHAR",
+                     help="CSV: the field delimiter (default: sniffed from the header line)")(f)
     return f
 
 
-def _reader_kw(fmt: str, caption_sep: str) -> dict[str, Any]:
-    return {"caption_sep": caption_sep} if "caption_sep" in get_format(fmt).options else {}
+def _reader_kw(fmt: str, caption_sep: str, delimiter: str | None = None) -> dict[str, Any]:
+    opts = get_format(fmt).options
+    kw: dict[str, Any] = {"caption_sep": caption_sep} if "caption_sep" in opts else {}
+    if delimiter is not None:
+        if "delimiter" not in opts:
+            raise click.BadParameter(f"the {fmt} format has no delimiter", param_hint="--delimiter")
+        kw["delimiter"] = delimiter
+    return kw
 
 
 def video_durations(folder: str | Path) -> tuple[dict[str, float | None], list[Problem]]:
@@ -89,13 +97,13 @@ def video_durations(folder: str | Path) -> tuple[dict[str, float | None], list[P
               help="seconds an end time may exceed the video's duration (float slack)")
 @click.option("--strict", is_flag=True, help="fail on warnings too (e.g. a caption repeated within a record)")
 @click.option("--json", "as_json", is_flag=True, help="print the problems as JSON lines")
-def validate_cmd(file: Path, videos: Path | None, fmt: str | None, caption_sep: str, tolerance: float,
-                 strict: bool, as_json: bool) -> None:
+def validate_cmd(file: Path, videos: Path | None, fmt: str | None, caption_sep: str, delimiter: str | None,
+                 tolerance: float, strict: bool, as_json: bool) -> None:
     """Check FILE and list every problem with its file and record; exit 2 if there is any."""
     def run() -> tuple[list[Any], list[Problem], dict[str, float | None] | None]:
         f = fmt or sniff_format(file)
         problems: list[Problem] = []
-        records = read_annotations(file, f, problems=problems, **_reader_kw(f, caption_sep))
+        records = read_annotations(file, f, problems=problems, **_reader_kw(f, caption_sep, delimiter))
         durations = None
         if videos is not None:
             durations, video_problems = video_durations(videos)
@@ -126,11 +134,12 @@ def validate_cmd(file: Path, videos: Path | None, fmt: str | None, caption_sep: 
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @_read_opts
 @click.option("--json", "as_json", is_flag=True, help="print the statistics as JSON")
-def stats_cmd(file: Path, fmt: str | None, caption_sep: str, as_json: bool) -> None:
-    """Summarise FILE: records, videos, captions, caption lengths, duplicates."""
+def stats_cmd(file: Path, fmt: str | None, caption_sep: str, delimiter: str | None, as_json: bool) -> None:
+    """Summarise FILE: records, videos, captions, caption lengths, duplicates, and per split the captions
+    shared between clips with the Recall@1 ceiling they imply."""
     def run() -> Any:
         f = fmt or sniff_format(file)
-        return f, read_annotations(file, f, **_reader_kw(f, caption_sep))
+        return f, read_annotations(file, f, **_reader_kw(f, caption_sep, delimiter))
 
     f, records = run_cli(run)
     audit = audit_records(records)
@@ -183,6 +192,16 @@ def stats_cmd(file: Path, fmt: str | None, caption_sep: str, as_json: bool) -> N
         for amb in audit.ambiguous_captions[:10]:
             a.add_row(escape(amb.caption), escape(", ".join(amb.clip_ids)))
         console.print(a)
+    if audit.split_ambiguity:
+        a = Table(title="identical captions within each split, and the R@1 they leave any model")
+        for col in ("split", "clips", "captions", "shared with another clip", "clips without a caption of their own",
+                    "T2V R@1 ceiling", "V2T R@1 ceiling"):
+            a.add_column(col, justify="left" if col == "split" else "right")
+        for amb in audit.split_ambiguity.values():
+            a.add_row(amb.split, str(amb.clips), str(amb.captions),
+                      f"{amb.shared_captions} ({100 * amb.shared_share:.1f} %)", str(amb.clips_without_unique_caption),
+                      f"{amb.t2v_r1_ceiling:.2f}", f"{amb.v2t_r1_ceiling:.2f}")
+        console.print(a)
     for v, splits in audit.videos_in_several_splits.items():
         console.print(f"[red]video {escape(v)} is in several splits: {', '.join(splits)}[/red]")
     for note in audit.notes:
@@ -195,14 +214,17 @@ def stats_cmd(file: Path, fmt: str | None, caption_sep: str, as_json: bool) -> N
 @click.option("--from", "from_fmt", type=click.Choice(list(FORMATS)), default=None, help=_FORMAT_HELP)
 @click.option("--to", "to_fmt", type=click.Choice(list(WRITE_FORMATS)), default=None, help=_output_help())
 @click.option("--caption-sep", default="|", show_default=True, help="separator of a captions column in the input")
-def convert_cmd(src: Path, dst: Path, from_fmt: str | None, to_fmt: str | None, caption_sep: str) -> None:
+@click.option("--delimiter", default=None, metavar="CHAR",
+              help="CSV input: the field delimiter (default: sniffed from the header line)")
+def convert_cmd(src: Path, dst: Path, from_fmt: str | None, to_fmt: str | None, caption_sep: str,
+                delimiter: str | None) -> None:
     """Convert IN to OUT. IN may be in any format `dvtr annotations --help` lists, OUT in any it can write."""
     def run() -> tuple[str, str, list[Any]]:
         if dst.exists() and src.resolve() == dst.resolve():
             raise InputError("IN and OUT are the same path", dst)
         f_in = from_fmt or sniff_format(src)
         f_out = to_fmt or output_format(dst)
-        records = read_annotations(src, f_in, **_reader_kw(f_in, caption_sep))
+        records = read_annotations(src, f_in, **_reader_kw(f_in, caption_sep, delimiter))
         write_annotations(records, dst, f_out)
         return f_in, f_out, records
 

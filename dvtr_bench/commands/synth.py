@@ -43,10 +43,16 @@ class Resolution(click.ParamType):
               help="Takes per flight.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Flights rendered at once, one process each (output is identical).")
+@click.option("--exposure-ramps", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Chance that a take holds an auto-exposure and white-balance ramp (no transition: a shot "
+                   "detector must not cut there).")
+@click.option("--telemetry/--no-telemetry", default=True, show_default=True,
+              help="Write a DJI-style .SRT telemetry sidecar next to each video, following its camera.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also render a labelled PNG with a few frames of every scene kind.")
 def synth(out_dir: Path, flights: int, seed: int, resolution: tuple[int, int], fps: float, min_take: float,
-          max_take: float, takes_per_flight: int, workers: int, contact_sheet: Path | None) -> None:
+          max_take: float, takes_per_flight: int, workers: int, exposure_ramps: float, telemetry: bool,
+          contact_sheet: Path | None) -> None:
     """Synthesise overhead drone flights with exact shot boundaries and scene-graph captions.
 
     Each flight is one H.264 MP4 made of several takes (road, parking lot, river, forest, ...) joined
@@ -66,7 +72,8 @@ def synth(out_dir: Path, flights: int, seed: int, resolution: tuple[int, int], f
         summary = run_cli(lambda: generate(out_dir, flights=flights, seed=seed, resolution=resolution, fps=fps,
                                            min_take=min_take, max_take=max_take,
                                            takes_per_flight=takes_per_flight, progress=report,
-                                           workers=workers))
+                                           workers=workers, exposure_ramps=exposure_ramps,
+                                           telemetry=telemetry))
         sheet = None
         if contact_sheet is not None:
             from dvtr_bench.synth.contact import contact_sheet as make_sheet

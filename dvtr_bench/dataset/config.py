@@ -45,7 +45,11 @@ class BuildConfig:
     splits: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2})
     split_seed: int = 0
     stratify: bool = False                          # stratify the split of videos by their label
-    split_from_annotations: bool = False            # take each video's split from the annotation file
+    # each video's split from the annotation file: None = when the records carry splits, True = required,
+    # False = draw new ones
+    split_from_annotations: bool | None = None
+    video_ids: str = "path"                         # video ids: path under the input folder, or file name
+    telemetry_gps_order: str = "auto"               # DJI GPS(a,b) order in .SRT sidecars: auto, latlon, lonlat
     export_clips: bool = False
     clip_short_side: int = 360
     clip_gop_s: float = 0.5                         # keyframe interval of exported clips
@@ -53,6 +57,8 @@ class BuildConfig:
     shard_max_mb: float = 256.0
     near_dup_bits: int = 6                          # perceptual-hash distance under which clips are near duplicates
     license: str = "other"
+    license_name: str | None = None                 # for license "other": the licence's name on the Hub
+    license_link: str | None = None                 # for license "other": a link to its text (or LICENSE.md)
     pretty_name: str = "dvtr drone video-text dataset"
 
     def __post_init__(self) -> None:
@@ -83,6 +89,10 @@ class BuildConfig:
             raise ConfigError("jpeg_quality must be in 1..100")
         if self.min_len is not None and self.max_len is not None and self.max_len < self.min_len:
             raise ConfigError(f"max_len {self.max_len} < min_len {self.min_len}")
+        if self.video_ids not in ("path", "name"):
+            raise ConfigError(f"video_ids must be path or name, got {self.video_ids!r}")
+        if self.telemetry_gps_order not in ("auto", "latlon", "lonlat"):
+            raise ConfigError(f"telemetry_gps_order must be auto, latlon or lonlat, got {self.telemetry_gps_order!r}")
         if self.shard_max_mb <= 0:
             raise ConfigError("shard_max_mb must be > 0")
         if not isinstance(self.segmenter_params, Mapping):
@@ -112,6 +122,6 @@ class BuildConfig:
         """The part of the config one per-video job depends on (its result is cached under its hash)."""
         keys = ("segmenter", "segmenter_params", "min_len", "max_len", "num_frames", "frame_short_side",
                 "jpeg_quality", "overlap", "min_overlap", "keep_uncaptioned", "export_clips", "clip_short_side",
-                "clip_gop_s", "clip_crf")
+                "clip_gop_s", "clip_crf", "telemetry_gps_order")
         d = self.to_dict()
         return {k: d[k] for k in keys}

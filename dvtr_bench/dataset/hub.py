@@ -14,8 +14,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from dvtr_bench.dataset.schema import CLIP_COLUMNS, SPLITS, clip_features
-from dvtr_bench.errors import InputError
+from dvtr_bench.dataset.outdir import swap_in
+from dvtr_bench.dataset.schema import CLIP_COLUMNS, SPLITS, clip_arrow_schema
+from dvtr_bench.errors import ConfigError, DvtrError, InputError
 
 SHARD_PATTERN = "{split}-{i:05d}-of-{n:05d}.parquet"
 ROW_GROUP_ROWS = 64
@@ -50,7 +51,7 @@ def write_shards(rows_by_split: dict[str, list[dict[str, Any]]], out_dir: str | 
     import pyarrow.parquet as pq
 
     out = Path(out_dir)
-    schema = clip_features().arrow_schema
+    schema = clip_arrow_schema()
     tmp = out / f".data.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     written: dict[str, list[str]] = {}
@@ -68,12 +69,7 @@ def write_shards(rows_by_split: dict[str, list[dict[str, Any]]], out_dir: str | 
                                write_statistics=["clip_id", "video_id", "split", "start_s", "end_s"])
                 names.append(name)
             written[split] = names
-        data = out / "data"
-        old = out / f".data.old-{uuid.uuid4().hex[:8]}"
-        if data.exists():
-            os.replace(data, old)
-        os.replace(tmp, data)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, out / "data")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -101,14 +97,55 @@ def size_category(n: int) -> str:
     return "n>10M"
 
 
-def card_yaml(splits: Iterable[str], n_rows: int, license: str, pretty_name: str) -> str:
-    """The YAML header of README.md: one ``default`` config whose splits point at the shards."""
-    lines = ["---", f"license: {license}", f"pretty_name: {_yaml_str(pretty_name)}", "task_categories:",
+# The oldest ``datasets`` that reads what dvtr writes: the features use the List type introduced in 4.0.0
+# (datasets 3.6.0 stops with "Feature type 'List' not found"). Stated in every card.
+MIN_DATASETS_VERSION = "4.0.0"
+
+
+def dataset_info_yaml(shards: dict[str, list[Path]]) -> str:
+    """The ``dataset_info`` block ``Dataset.push_to_hub`` writes into a card (features, per split the rows and
+    uncompressed bytes, download and dataset size), from the shards; written without importing ``datasets``
+    (tests/test_hub.py checks it against ``datasets``' own writer)."""
+    import pyarrow.parquet as pq
+
+    from dvtr_bench.dataset.schema import dataset_info_features_yaml
+
+    lines = ["dataset_info:", *dataset_info_features_yaml(), "  splits:"]
+    download = total = 0
+    for split, files in shards.items():
+        rows = nbytes = 0
+        for f in files:
+            md = pq.ParquetFile(f).metadata
+            rows += md.num_rows
+            nbytes += sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+            download += Path(f).stat().st_size
+        total += nbytes
+        lines += [f"  - name: {split}", f"    num_bytes: {nbytes}", f"    num_examples: {rows}"]
+    lines += [f"  download_size: {download}", f"  dataset_size: {total}"]
+    return "\n".join(lines)
+
+
+def card_yaml(splits: Iterable[str], n_rows: int, license: str, pretty_name: str, *,
+              license_name: str | None = None, license_link: str | None = None,
+              dataset_info: str | None = None) -> str:
+    """The YAML header of README.md: one ``default`` config whose splits point at the shards.
+
+    ``license_name``/``license_link`` name a licence the Hub has no identifier for (``license: other``);
+    ``dataset_info`` is the block from :func:`dataset_info_yaml`.
+    """
+    lines = ["---", f"license: {license}"]
+    if license_name:
+        lines.append(f"license_name: {_yaml_str(license_name)}")
+    if license_link:
+        lines.append(f"license_link: {_yaml_str(license_link)}")
+    lines += [f"pretty_name: {_yaml_str(pretty_name)}", "task_categories:",
              "- text-to-video", "- video-text-to-text", "language:", "- en", "tags:", "- drone", "- aerial",
              "- video-text-retrieval", "- dvtr", "size_categories:", f"- {size_category(n_rows)}", "configs:",
              "- config_name: default", "  default: true", "  data_files:"]
     for s in splits:
         lines += [f"  - split: {s}", f"    path: data/{s}-*.parquet"]
+    if dataset_info:
+        lines += dataset_info.splitlines()
     lines.append("---")
     return "\n".join(lines) + "\n"
 
@@ -180,6 +217,41 @@ def _snapshot(repo_id: str, revision: str | None) -> str:
                          repo_id) from None
 
 
+def preflight(repo_id: str, token: str | None = None, api: Any = None) -> str:
+    """Check, before a build, that ``repo_id`` can be pushed to: a valid repo name, Hub access (network, not
+    ``HF_HUB_OFFLINE``), a token, and a namespace the token may write to. Returns the user name; raises
+    :class:`ConfigError` with one line saying what to fix."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ConfigError(f"--push-to-hub {repo_id!r} is not a Hub repo name: {str(exc).splitlines()[0]}") from None
+    if repo_id.count("/") != 1:
+        raise ConfigError(f"--push-to-hub {repo_id!r}: give the repo as owner/name")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ConfigError("--push-to-hub: HF_HUB_OFFLINE is set, so nothing can be pushed; unset it or drop "
+                          "--push-to-hub (the dataset folder can be pushed later with huggingface-cli upload)")
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+    try:
+        me = api.whoami()
+    except Exception as exc:  # noqa: BLE001 - network errors, 401s, ...: all mean "cannot push from here"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = ("log in with `huggingface-cli login` or set HF_TOKEN" if "401" in reason or "token" in reason.lower()
+                else "check the network and your Hub token (`huggingface-cli whoami`)")
+        raise ConfigError(f"--push-to-hub: cannot reach the Hub as a user ({type(exc).__name__}: {reason}); "
+                          f"{hint}") from None
+    names = {me.get("name")} | {o.get("name") for o in me.get("orgs", []) if isinstance(o, dict)}
+    owner = repo_id.split("/")[0]
+    if owner not in names:
+        raise ConfigError(f"--push-to-hub {repo_id!r}: the token is {me.get('name')!r}'s, which may write to "
+                          f"{', '.join(sorted(n for n in names if n))}, not to {owner!r}")
+    return str(me.get("name"))
+
+
 def push_to_hub(dataset_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None,
                 revision: str | None = None, commit_message: str | None = None, api: Any = None) -> str:
     """Upload a built dataset folder (card, shards, build/ records, exported clips) to a Hub dataset repo.
@@ -194,10 +266,15 @@ def push_to_hub(dataset_dir: str | Path, repo_id: str, private: bool = False, to
         from huggingface_hub import HfApi
 
         api = HfApi(token=token)
-    api.create_repo(repo_id=repo_id, repo_type="dataset", private=private, exist_ok=True)
-    res = api.upload_folder(folder_path=str(d), repo_id=repo_id, repo_type="dataset", revision=revision,
-                            commit_message=commit_message or "Upload dvtr dataset",
-                            allow_patterns=["README.md", "data/*.parquet", "build/manifest.parquet",
-                                            "build/build.json", "clips/**"],
-                            delete_patterns=["data/*.parquet"])
+    try:
+        api.create_repo(repo_id=repo_id, repo_type="dataset", private=private, exist_ok=True)
+        res = api.upload_folder(folder_path=str(d), repo_id=repo_id, repo_type="dataset", revision=revision,
+                                commit_message=commit_message or "Upload dvtr dataset",
+                                allow_patterns=["README.md", "data/*.parquet", "build/manifest.parquet",
+                                                "build/build.json", "clips/**"],
+                                delete_patterns=["data/*.parquet"])
+    except Exception as exc:  # noqa: BLE001 - one line instead of a 31-frame traceback from httpx
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise DvtrError(f"pushing {d} to the Hub repo {repo_id} failed ({type(exc).__name__}: {reason}); the "
+                        "dataset folder is complete: push it again later") from None
     return str(getattr(res, "commit_url", res))

@@ -24,6 +24,9 @@ from dvtr_bench.provenance import config_hash, file_fingerprint
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+# Part of every job key: bumped when the same inputs and config give other rows (detector, rotation, telemetry),
+# so a build after an upgrade does not resume from results staged by the old code.
+JOB_VERSION = 2
 
 
 @dataclass
@@ -34,15 +37,20 @@ class JobSpec:
     config: dict[str, Any]               # BuildConfig.job_config()
     has_annotations: bool = True         # False when the build has no annotation file at all
     out_dir: str | None = None           # dataset root, for clip export
+    telemetry_path: str | None = None    # the video's DJI .SRT sidecar, when it has one
+    info: dict[str, Any] | None = None   # its probe (VideoInfo.to_dict), when the build already has it
 
     def key(self) -> str:
         """Identity of the job's result: changes when the video, its records or the config change."""
         fp = file_fingerprint(self.video_path) if Path(self.video_path).exists() else None
         if fp is not None:
             fp = {k: v for k, v in fp.items() if k != "mtime"}   # a copy or touch must not invalidate a build
-        return config_hash({"video_id": self.video_id, "file": fp, "config": self.config,
+        tp = None
+        if self.telemetry_path and Path(self.telemetry_path).exists():
+            tp = {k: v for k, v in file_fingerprint(self.telemetry_path).items() if k != "mtime"}
+        return config_hash({"job_version": JOB_VERSION, "video_id": self.video_id, "file": fp, "config": self.config,
                             "records": [r.to_dict() for r in self.records],
-                            "has_annotations": self.has_annotations})[:32]
+                            "has_annotations": self.has_annotations, "telemetry": tp})[:32]
 
 
 @dataclass
@@ -55,6 +63,14 @@ class JobResult:
     @property
     def ok(self) -> bool:
         return self.status["status"] == STATUS_OK
+
+
+def file_name_of(some_id: str) -> str:
+    """A video or clip id as one file name: ids are paths under the input folder (``A/DJI_0001``), file names
+    are not. Plain ids (letters, digits, ``_-.`` and spaces) are unchanged."""
+    from urllib.parse import quote
+
+    return quote(some_id, safe=" _-.,+=()[]{}@~")
 
 
 def clip_id_for(video_id: str, start_s: float, end_s: float) -> str:
@@ -82,7 +98,7 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
     ``progress`` (in-process runs only) receives "footage" events every 10 s of decoded footage.
     """
     from dvtr_bench.dataset.config import segmenter_kwargs
-    from dvtr_bench.video.probe import probe
+    from dvtr_bench.video.probe import VideoInfo, probe
     from dvtr_bench.video.process import SamplingConfig, process_video
     from dvtr_bench.video.segmenters import make_segmenter
 
@@ -96,16 +112,30 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
                               "n_unattached_records": 0, "probe_s": 0.0, "pass_s": 0.0, "export_s": 0.0,
                               "total_s": 0.0}
     try:
-        info = probe(spec.video_path)
-        status.update(duration_s=info.duration_s, fps=info.fps, width=info.width, height=info.height,
-                      codec=info.codec, vfr=info.vfr)
+        # The build probed every file already (durations for validation): probing again costs a decode of the
+        # first frame (rotation) per video, a fixed cost that dominates short footage.
+        info = VideoInfo(**spec.info) if spec.info else probe(spec.video_path)
+        status.update(duration_s=info.duration_s, fps=info.fps, width=info.display_width,
+                      height=info.display_height, codec=info.codec, vfr=info.vfr, rotation=info.rotation)
         status["probe_s"] = time.perf_counter() - t0
         segmenter = make_segmenter(cfg["segmenter"], **segmenter_kwargs(
             cfg["segmenter"], cfg.get("segmenter_params"), cfg.get("min_len"), cfg.get("max_len")))
         sampling = SamplingConfig(num_frames=cfg["num_frames"], short_side=cfg["frame_short_side"],
                                   jpeg_quality=cfg["jpeg_quality"])
+        track = None
+        if spec.telemetry_path:
+            from dvtr_bench.video.telemetry import read_srt
+
+            # A damaged sidecar costs warnings (file and line), never the video.
+            track = read_srt(spec.telemetry_path, cfg.get("telemetry_gps_order", "auto"))
+            status["telemetry_source"] = Path(spec.telemetry_path).name
+            status["telemetry_samples"] = len(track)
+            status["telemetry_warnings"] = list(track.warnings)
+        elif getattr(segmenter, "uses_telemetry", False):
+            raise InputError("the telemetry segmenter needs the video's DJI .SRT sidecar next to it (same name)",
+                             spec.video_path)
         result = process_video(spec.video_path, segmenter, sampling, records=spec.records, info=info,
-                               progress=progress)
+                               progress=progress, telemetry=track)
         missing = info.duration_s - result.end_s
         if missing > max(1.0, 0.05 * info.duration_s):
             # A file cut short after its index (e.g. moov at the front) decodes "fine" and just stops early.
@@ -114,18 +144,21 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
         status["pass_s"] = result.timings.get("pass_s", 0.0)
         status["n_frames"] = result.n_frames
         status["n_transitions"] = len(result.transitions)
-        rows = _rows(spec, segmenter, result, status)
+        status["longest_span_s"] = _longest_span_s(result)
+        rows = _rows(spec, segmenter, result, status, track)
         if cfg.get("export_clips") and rows and spec.out_dir:
             from dvtr_bench.video.export import export_clips
 
             te = time.perf_counter()
-            sub = Path(spec.out_dir) / "clips" / spec.video_id
-            written = export_clips(spec.video_path, [(r["clip_id"], r["start_s"], r["end_s"]) for r in rows], sub,
+            folder = file_name_of(spec.video_id)
+            sub = Path(spec.out_dir) / "clips" / folder
+            names = {file_name_of(r["clip_id"]): r for r in rows}
+            written = export_clips(spec.video_path, [(n, r["start_s"], r["end_s"]) for n, r in names.items()], sub,
                                    fps=info.fps, short_side=cfg["clip_short_side"], gop_s=cfg["clip_gop_s"],
-                                   crf=cfg["clip_crf"])
-            for r in rows:
-                if r["clip_id"] in written:
-                    r["clip_path"] = f"clips/{spec.video_id}/{r['clip_id']}.mp4"
+                                   crf=cfg["clip_crf"], rotation=info.rotation)
+            for n, r in names.items():
+                if n in written:
+                    r["clip_path"] = f"clips/{folder}/{n}.mp4"
             status["export_s"] = time.perf_counter() - te
         status["n_clips"] = len(rows)
         status["n_captions"] = sum(len(r["captions"]) for r in rows)
@@ -143,8 +176,22 @@ def run_job(spec: JobSpec, progress: Any = None) -> JobResult:
     return JobResult(spec.video_id, key, status, [])
 
 
-def _rows(spec: JobSpec, segmenter: Any, result: Any, status: dict[str, Any]) -> list[dict[str, Any]]:
+def _longest_span_s(result: Any) -> float:
+    """The longest stretch between detected transitions (the whole video without any), in seconds: what a
+    build that made no clip reports against --min-len."""
+    fps = result.info.fps or 25.0
+    bounds, start = [], 0
+    for t in sorted(result.transitions, key=lambda t: t.start_frame):
+        bounds.append(t.start_frame - start)
+        start = t.end_frame + (1 if t.kind != "cut" else 0)
+    bounds.append(result.n_frames - start)
+    return round(max(bounds) / fps, 3)
+
+
+def _rows(spec: JobSpec, segmenter: Any, result: Any, status: dict[str, Any],
+          track: Any = None) -> list[dict[str, Any]]:
     from dvtr_bench.annotations import align
+    from dvtr_bench.video.telemetry import clip_telemetry
 
     cfg = spec.config
     info = result.info
@@ -187,12 +234,15 @@ def _rows(spec: JobSpec, segmenter: Any, result: Any, status: dict[str, Any]) ->
         sc = c["sampled"]
         rows.append({
             "clip_id": cid, "video_id": spec.video_id, "start_s": float(c["start_s"]), "end_s": float(c["end_s"]),
-            "fps": float(info.fps), "width": int(info.width), "height": int(info.height), "captions": list(caps),
+            "fps": float(info.fps), "width": int(info.display_width), "height": int(info.display_height),
+            "captions": list(caps),
             "frames": [{"bytes": b, "path": None} for b in sc.frames],
             "frame_times_s": [float(t) for t in sc.frame_times_s],
-            "segmenter": segmenter.name, "segmenter_params": seg_params, "label": labels.get(cid),
+            "segmenter": segmenter.name, "segmenter_params": seg_params,
+            "label": labels.get(cid) or sc.span.label,
             "clip_path": None,
             "meta": None if metas.get(cid) is None else json.dumps(metas[cid], sort_keys=True, ensure_ascii=False),
+            "telemetry": clip_telemetry(track, float(c["start_s"]), float(c["end_s"])),
             "_phash": frame_hash(sc.frames),
         })
     status["n_uncaptioned_dropped"] = dropped

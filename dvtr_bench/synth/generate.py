@@ -45,6 +45,7 @@ class TakePlan:
     head: int = 0          # blended frames before the pure span (dissolve in / fade in)
     tail: int = 0          # blended frames after it (dissolve out / fade out)
     view_h: float = 60.0
+    exposure_p: float = 0.0   # chance of an auto-exposure ramp inside the take (drawn from its own generator)
 
     @property
     def n_render(self) -> int:
@@ -138,6 +139,31 @@ class Take:
     renderer: MoverRenderer
     scene_graph: dict[str, Any]
     captions: list[str]
+    exposure: np.ndarray | None = None   # [n, 4] per-frame channel gains (RGB + unused alpha), or None
+
+
+# An exposure ramp changes brightness by this many stops (either way) and each of red and blue by up to this
+# share (white balance), over this many seconds: what a drone camera does when the sun comes out or it turns
+# toward the light. Within a take, so a shot detector must find no transition there.
+EXPOSURE_STOPS = (0.35, 0.6)
+WHITE_BALANCE = 0.06
+EXPOSURE_SECONDS = (0.6, 2.5)
+
+
+def exposure_ramp(rng: np.random.Generator, plan: TakePlan, fps: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """Per-frame RGB gains of one smooth exposure and white-balance ramp inside the take's pure span."""
+    n = plan.n_render
+    length = max(2, min(plan.n_pure - 1, int(round(rng.uniform(*EXPOSURE_SECONDS) * fps))))
+    start = plan.head + int(rng.integers(0, max(1, plan.n_pure - length)))
+    stops = float(rng.uniform(*EXPOSURE_STOPS)) * (1.0 if rng.random() < 0.5 else -1.0)
+    warm = float(rng.uniform(-WHITE_BALANCE, WHITE_BALANCE))
+    final = np.array([2.0 ** stops * (1.0 + warm), 2.0 ** stops, 2.0 ** stops * (1.0 - warm), 1.0])
+    x = np.clip((np.arange(n) - start) / length, 0.0, 1.0)
+    w = x * x * (3.0 - 2.0 * x)   # smoothstep: no jump at either end
+    gains = (1.0 + w[:, None] * (final[None, :] - 1.0)).astype(np.float32)
+    meta = {"start_frame": start - plan.head, "end_frame": start + length - plan.head, "stops": round(stops, 3),
+            "white_balance": round(warm, 4)}
+    return gains, meta
 
 
 def build_take(seed: int, plan: TakePlan, width: int, height: int, fps: float, attempt: int = 0) -> Take:
@@ -206,7 +232,13 @@ def build_take(seed: int, plan: TakePlan, width: int, height: int, fps: float, a
         "frames": {"rendered": n, "pure": plan.n_pure},
         "layout_attempt": attempt,
     }
-    return Take(plan, scene, cam, light, affines, renderer, graph, captions)
+    exposure = None
+    if plan.exposure_p > 0:
+        # Its own generator, drawn only when asked for: footage without ramps stays byte-identical.
+        rng_exp = np.random.default_rng([seed, plan.flight, plan.index + 1, 4])
+        if rng_exp.random() < plan.exposure_p:
+            exposure, graph["exposure_ramp"] = exposure_ramp(rng_exp, plan, fps)
+    return Take(plan, scene, cam, light, affines, renderer, graph, captions, exposure)
 
 
 def _counter(items: list[str]) -> dict[str, int]:
@@ -258,6 +290,8 @@ def render_take(take: Take, width: int, height: int) -> Iterator[np.ndarray]:
         frame = cv2.warpAffine(img, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         take.renderer.draw(frame, i, a)
         cv2.multiply(frame, vig, dst=frame, scale=1.0 / 255.0)
+        if take.exposure is not None:
+            cv2.multiply(frame, tuple(float(v) for v in take.exposure[i]), dst=frame)
         yield frame
 
 
@@ -390,8 +424,10 @@ def _validate(flights: int, resolution: tuple[int, int], fps: float, min_take: f
 
 
 def _make_flight(seed: int, plan: FlightPlan, width: int, height: int, fps: float, videos: Path,
-                 on_frames: Callable[[int], None] | None = None) -> tuple[list[CaptionRecord], dict[str, Any]]:
-    """Render and encode one flight; return its caption records and its shots.json entry."""
+                 on_frames: Callable[[int], None] | None = None,
+                 telemetry: bool = True) -> tuple[list[CaptionRecord], dict[str, Any]]:
+    """Render and encode one flight (and its telemetry sidecar); return its caption records and shots.json
+    entry."""
     takes: list[Take] = []
     path = videos / f"{plan.video_id}.mp4"
     with H264Writer(path, width, height, fps) as writer:
@@ -404,6 +440,10 @@ def _make_flight(seed: int, plan: FlightPlan, width: int, height: int, fps: floa
     if on_frames is not None:
         on_frames(writer.n % 25)
     entry = shots_entry(plan, width, height, fps)
+    if telemetry:
+        from dvtr_bench.synth.telemetry import write_flight_srt
+
+        write_flight_srt(videos / f"{plan.video_id}.SRT", seed, plan.index, takes, entry, fps)
     records = []
     for take, row in zip(takes, entry["takes"]):
         records.append(CaptionRecord(
@@ -414,19 +454,23 @@ def _make_flight(seed: int, plan: FlightPlan, width: int, height: int, fps: floa
     return records, entry
 
 
-def _flight_job(args: tuple[int, FlightPlan, int, int, float, str]) -> tuple[list[CaptionRecord], dict[str, Any]]:
-    seed, plan, width, height, fps, videos = args
+def _flight_job(args: tuple[int, FlightPlan, int, int, float, str, bool]) -> tuple[list[CaptionRecord], dict[str, Any]]:
+    seed, plan, width, height, fps, videos, telemetry = args
     cv2.setNumThreads(1)  # one flight per process: no oversubscription
-    return _make_flight(seed, plan, width, height, fps, Path(videos))
+    return _make_flight(seed, plan, width, height, fps, Path(videos), telemetry=telemetry)
 
 
 def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int, int] = (640, 360),
              fps: float = 25.0, min_take: float = 3.0, max_take: float = 30.0,
-             progress: ProgressFn | None = None, *, takes_per_flight: int = 8, workers: int = 1) -> dict[str, Any]:
+             progress: ProgressFn | None = None, *, takes_per_flight: int = 8, workers: int = 1,
+             exposure_ramps: float = 0.0, telemetry: bool = True) -> dict[str, Any]:
     """Synthesise ``flights`` drone flights into ``out_dir`` (videos/, annotations.jsonl, shots.json, synth.json).
 
     ``workers`` > 1 renders that many flights at once in separate processes; the output is identical
-    to a single-process run. Returns a summary: counts, seconds of video, wall time and the realtime
+    to a single-process run. ``exposure_ramps`` is the chance that a take holds a smooth auto-exposure and
+    white-balance ramp (recorded in its scene graph as ``exposure_ramp``); 0 gives the footage of earlier
+    versions, byte for byte. ``telemetry`` writes a DJI-style ``.SRT`` sidecar next to each video
+    (:mod:`dvtr_bench.synth.telemetry`). Returns a summary: counts, seconds of video, wall time and the realtime
     factor.
     """
     from dvtr_bench.provenance import git_commit, package_versions
@@ -434,6 +478,8 @@ def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int
     _validate(flights, resolution, fps, min_take, max_take, takes_per_flight)
     if workers < 1:
         raise ConfigError("workers must be at least 1")
+    if not 0.0 <= exposure_ramps <= 1.0:
+        raise ConfigError(f"exposure ramps {exposure_ramps} must be a chance between 0 and 1")
     progress = progress or no_progress
     width, height = resolution
     fps = float(fps_fraction(fps))
@@ -441,10 +487,13 @@ def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
     plans = [plan_flight(seed, f, takes_per_flight, fps, min_take, max_take) for f in range(flights)]
+    for plan in plans:
+        for tp in plan.takes:
+            tp.exposure_p = exposure_ramps
     # Flights of an earlier, larger run in the same folder would contradict the new annotations.
     wanted = {f"{p.video_id}.mp4" for p in plans}
-    for stale in videos.glob("flight_*.mp4"):
-        if stale.name not in wanted:
+    for stale in [*videos.glob("flight_*.mp4"), *videos.glob("flight_*.SRT")]:
+        if stale.with_suffix(".mp4").name not in wanted or (stale.suffix == ".SRT" and not telemetry):
             stale.unlink()
     total = sum(p.n_frames for p in plans)
     progress(Progress("frames", completed=0, total=total))
@@ -461,7 +510,7 @@ def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int
 
     if workers == 1 or flights == 1:
         for fi, plan in enumerate(plans):
-            results[fi] = _make_flight(seed, plan, width, height, fps, videos, on_frames)
+            results[fi] = _make_flight(seed, plan, width, height, fps, videos, on_frames, telemetry=telemetry)
             progress(Progress("flights", completed=fi + 1, total=flights))
     else:
         import multiprocessing as mp
@@ -469,7 +518,7 @@ def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int
 
         # spawn: a forked copy of a parent that has started threads (torch, Ray) can deadlock.
         with ProcessPoolExecutor(max_workers=min(workers, flights), mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(_flight_job, (seed, plan, width, height, fps, str(videos))): fi
+            futs = {pool.submit(_flight_job, (seed, plan, width, height, fps, str(videos), telemetry)): fi
                     for fi, plan in enumerate(plans)}
             for fut in as_completed(futs):
                 fi = futs[fut]
@@ -491,7 +540,8 @@ def generate(out_dir: str | Path, flights: int, seed: int, resolution: tuple[int
         json.dump({"version": SHOTS_VERSION, "videos": shots}, f, indent=1, sort_keys=True)
         f.write("\n")
     options = {"flights": flights, "seed": seed, "resolution": [width, height], "fps": fps,
-               "min_take": min_take, "max_take": max_take, "takes_per_flight": takes_per_flight}
+               "min_take": min_take, "max_take": max_take, "takes_per_flight": takes_per_flight,
+               "exposure_ramps": exposure_ramps, "telemetry": telemetry}
     n_trans = {"cut": 0, "dissolve": 0, "fade": 0}
     for p in plans:
         for tr in p.transitions:

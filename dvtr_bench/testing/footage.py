@@ -17,20 +17,23 @@ import numpy as np
 
 @functools.lru_cache(maxsize=None)
 def synth_footage(flights: int = 3, seed: int = 7, width: int = 192, height: int = 108, fps: float = 25.0,
-                  min_take: float = 2.0, max_take: float = 5.0, takes: int = 5) -> Path:
+                  min_take: float = 2.0, max_take: float = 5.0, takes: int = 5, exposure_ramps: float = 0.0) -> Path:
     """A `dvtr synth` output folder (videos/, annotations.jsonl, shots.json), removed at interpreter exit."""
     from dvtr_bench.synth import generate
 
     root = Path(tempfile.mkdtemp(prefix="dvtr-build-footage-"))
     atexit.register(shutil.rmtree, root, True)
     generate(root, flights=flights, seed=seed, resolution=(width, height), fps=fps, min_take=min_take,
-             max_take=max_take, takes_per_flight=takes)
+             max_take=max_take, takes_per_flight=takes, exposure_ramps=exposure_ramps)
     return root
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, pts: list[int] | None = None,
-                time_base: tuple[int, int] | None = None, gop: int = 25, codec: str = "libx264") -> Path:
-    """Encode RGB frames as H.264 with PyAV; ``pts`` (in ``time_base`` units) makes a variable-rate file."""
+                time_base: tuple[int, int] | None = None, gop: int = 25, codec: str = "libx264",
+                rotation: int = 0) -> Path:
+    """Encode RGB frames as H.264 with PyAV; ``pts`` (in ``time_base`` units) makes a variable-rate file;
+    ``rotation`` (degrees counter-clockwise) goes into the display matrix, as a phone or gimbal filming upright
+    writes it."""
     from fractions import Fraction
 
     import av
@@ -39,6 +42,8 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, pts: list[i
     st = out.add_stream(codec, rate=fps)
     st.height, st.width = frames[0].shape[:2]
     st.pix_fmt = "yuv420p"
+    if rotation:
+        st.set_display_rotation(rotation)
     st.options = {"g": str(gop), "preset": "ultrafast"} if codec in ("libx264", "libx265") else {"g": str(gop)}
     if codec == "libx265":
         st.options["x265-params"] = "log-level=error"

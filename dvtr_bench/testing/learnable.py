@@ -65,7 +65,7 @@ def learnable_rows(n_clips: int, split: str, seed: int = 0, size: int = v1.FRAME
                        for b in _clip_frames(COLOURS[c], GROUNDS[g], m, size, n_frames, rng)],
             "frame_times_s": [float(x) for x in v1.frame_times(float(i), float(i + 1), n_frames)],
             "segmenter": "fixture", "segmenter_params": json.dumps({}), "label": c, "clip_path": None,
-            "meta": None,
+            "meta": None, "telemetry": None,
         })
     return rows
 

@@ -17,8 +17,11 @@ from dvtr_bench.video.decode import Scaler, iter_frames, scaled_size
 
 def export_clips(path: str | Path, clips: Sequence[tuple[str, float, float]], out_dir: str | Path,
                  fps: float, short_side: int = 360, gop_s: float = 0.5, crf: int = 23,
-                 preset: str = "veryfast") -> dict[str, str]:
+                 preset: str = "veryfast", rotation: int = 0) -> dict[str, str]:
     """Write ``out_dir/<clip_id>.mp4`` for each ``(clip_id, start_s, end_s)``; return clip_id -> file path.
+
+    ``rotation`` (the source's display rotation, degrees counter-clockwise) is written into each clip's display
+    matrix, so players show it upright as they show the source.
 
     Files are written under a temporary name and renamed when complete, so an interrupted export never
     leaves a truncated clip under its final name.
@@ -57,6 +60,8 @@ def export_clips(path: str | Path, clips: Sequence[tuple[str, float, float]], ou
                 stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
                 stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "crf": str(crf),
                                   "preset": preset}
+                if rotation and hasattr(stream, "set_display_rotation"):
+                    stream.set_display_rotation(rotation)
                 open_[cid] = {"container": container, "stream": stream, "end": e, "n": 0, "tmp": tmp,
                               "size": (w, h), "scaler": Scaler()}
             for cid in [c for c, st in open_.items() if df.t >= st["end"] - 1e-6]:

@@ -122,11 +122,22 @@ class FrameBuffer:
 
 def process_video(path: str | Path, segmenter: Segmenter, sampling: SamplingConfig = SamplingConfig(),
                   records: Sequence[Any] = (), info: VideoInfo | None = None,
-                  progress: ProgressFn | None = None) -> PassResult:
-    """Decode ``path`` once; return its clips (spans + protocol frames as JPEG) and detected transitions."""
+                  progress: ProgressFn | None = None, telemetry: Any = None) -> PassResult:
+    """Decode ``path`` once; return its clips (spans + protocol frames as JPEG) and detected transitions.
+
+    ``telemetry`` (a :class:`~dvtr_bench.video.telemetry.Track`) goes to segmenters that declare
+    ``uses_telemetry``."""
     t_start = time.perf_counter()
     info = info or probe(path)
-    planned = segmenter.start(info, records)
+    if getattr(segmenter, "uses_telemetry", False):
+        if telemetry is None:
+            from dvtr_bench.video.telemetry import find_sidecar, read_srt
+
+            sidecar = find_sidecar(path)
+            telemetry = read_srt(sidecar) if sidecar is not None else None
+        planned = segmenter.start(info, records, telemetry=telemetry)
+    else:
+        planned = segmenter.start(info, records)
     if planned is not None:
         result = _planned_pass(path, info, planned, segmenter, sampling, progress)
     else:
@@ -135,10 +146,14 @@ def process_video(path: str | Path, segmenter: Segmenter, sampling: SamplingConf
     return result
 
 
-def _jpeg_of(frame: Any, sampling: SamplingConfig, scaler: Scaler) -> bytes:
-    """JPEG of a frame at the protocol size (scaled and converted to RGB in one swscale call)."""
+def _jpeg_of(frame: Any, sampling: SamplingConfig, scaler: Scaler, rotation: int = 0) -> bytes:
+    """JPEG of a frame at the protocol size (scaled and converted to RGB in one swscale call), turned upright
+    by its display rotation (degrees counter-clockwise, as players and ``ffmpeg`` show it)."""
     w, h = scaled_size(frame.width, frame.height, sampling.short_side)
-    return encode_jpeg(scaler.rgb(frame, w, h), sampling.jpeg_quality)
+    rgb = scaler.rgb(frame, w, h)
+    if rotation:
+        rgb = np.ascontiguousarray(np.rot90(rgb, rotation // 90))
+    return encode_jpeg(rgb, sampling.jpeg_quality)
 
 
 def _planned_pass(path: str | Path, info: VideoInfo, spans: list[Span], segmenter: Segmenter,
@@ -164,7 +179,7 @@ def _planned_pass(path: str | Path, info: VideoInfo, spans: list[Span], segmente
         if df.index not in cache:
             if len(cache) > 4:
                 cache.pop(next(iter(cache)))
-            cache[df.index] = _jpeg_of(df.frame, sampling, scaler)
+            cache[df.index] = _jpeg_of(df.frame, sampling, scaler, info.rotation)
         chosen[key] = (df.index, df.t, cache[df.index])
 
     for df in iter_frames(path):
@@ -218,7 +233,7 @@ def _detect_pass(path: str | Path, info: VideoInfo, segmenter: Segmenter, sampli
             jpegs: dict[int, bytes] = {}
             for idx, _, kept in picked:
                 if idx not in jpegs:
-                    jpegs[idx] = _jpeg_of(kept, sampling, rgb_scaler)
+                    jpegs[idx] = _jpeg_of(kept, sampling, rgb_scaler, info.rotation)
             clips.append(SampledClip(span=sp, frames=[jpegs[p[0]] for p in picked],
                                      frame_times_s=[round(p[1], 6) for p in picked],
                                      frame_indices=[p[0] for p in picked]))

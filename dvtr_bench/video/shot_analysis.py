@@ -64,19 +64,31 @@ class ShotParams:
                    gradual_threshold=gradual_threshold, gradual_min=gradual_min, dip=dip, flat_std=flat_std)
 
 
+# A dissolve's contrast dip is confirmed by a long-range distance of this share of ``gradual_min``: exposure
+# compensation takes out the brightness part of the difference between the two shots, and the dip itself is
+# already strong evidence (an exposure ramp changes contrast one way, it does not dip and recover).
+DISSOLVE_CONFIRM = 0.6
+
 # ------------------------------------------------------------------------------------------- distances
 
-def tiny_distance(a: np.ndarray, b: np.ndarray, window: np.ndarray) -> float:
-    """Motion-compensated difference of two tiny YUV frames (mean absolute difference, 0-255 scale).
+def tiny_distance(a: np.ndarray, b: np.ndarray, window: np.ndarray, a_stats: np.ndarray | None = None,
+                  b_stats: np.ndarray | None = None) -> float:
+    """Motion- and exposure-compensated difference of two tiny YUV frames (0-255 scale), robust to objects
+    crossing part of the picture.
 
-    The global translation between the frames is estimated by phase correlation on luma and undone before
-    comparing, so a pan or a slow yaw over homogeneous ground scores low while a change of content scores
-    high. The smaller of the compensated and the plain difference is kept, in case the estimate is wrong.
-    ``window`` is the Hanning window of the frame size (``cv2.createHanningWindow``), made once per video.
+    The frames are first brought to one exposure and white balance (:func:`match_exposure`; ``a_stats`` and
+    ``b_stats`` are their :func:`exposure_stats`, computed here when not given), so the camera following the
+    light does not count as a change. The global translation between the frames is estimated by phase
+    correlation on luma and undone before comparing, so a pan or a slow yaw over homogeneous ground scores low
+    while a change of content scores high; the smaller of the compensated and the plain difference is kept, in
+    case the estimate is wrong. The difference is the :func:`robust_mean` over blocks of the frame, so a car or
+    a hand passing the camera fast does not count either. ``window`` is the Hanning window of the frame size
+    (``cv2.createHanningWindow``), made once per video.
     """
     import cv2
 
-    plain = float(np.mean(np.abs(a - b)))
+    a, b = match_exposure(a, b, a_stats, b_stats)
+    plain = robust_mean(cv2.absdiff(a, b))
     (dx, dy), _ = cv2.phaseCorrelate(a[..., 0], b[..., 0], window)
     h, w = a.shape[:2]
     m = int(math.ceil(max(abs(dx), abs(dy)))) + 1
@@ -84,8 +96,76 @@ def tiny_distance(a: np.ndarray, b: np.ndarray, window: np.ndarray) -> float:
         return plain
     moved = cv2.warpAffine(a, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REFLECT)
-    comp = float(np.mean(np.abs(moved[m:h - m, m:w - m] - b[m:h - m, m:w - m])))
+    comp = robust_mean(cv2.absdiff(moved[m:h - m, m:w - m], b[m:h - m, m:w - m]))
     return min(plain, comp)
+
+
+# How far match_exposure may shift a frame's colour (chroma levels): a white-balance drift of a drone camera
+# within a second stays inside it, while a change of scene (a field to water) keeps most of its difference.
+MAX_CHROMA_SHIFT = 3.0
+# The grid of blocks a difference is averaged over (rows, columns), and the share of the most changed blocks
+# left out: an object crossing up to a quarter of the picture does not raise the distance.
+BLOCKS = (4, 6)
+TRIM_BLOCKS = 0.4
+
+
+_QUANTILES = np.linspace(0.0, 1.0, 17)
+_RAMP = np.arange(17) * 1e-3
+_LEVELS = np.arange(256, dtype=np.float64)
+
+
+def _quantiles(channel: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Quantiles of a channel holding whole grey levels 0-255, from its histogram (far cheaper than sorting)."""
+    counts = np.bincount(np.clip(channel, 0, 255).astype(np.uint8).ravel(), minlength=256)
+    cum = np.cumsum(counts)
+    return np.searchsorted(cum, q * (cum[-1] - 1), side="right").astype(np.float64)
+
+
+def exposure_stats(tiny: np.ndarray) -> np.ndarray:
+    """What :func:`match_exposure` needs of one tiny YUV frame (grey levels 0-255), computed once per frame:
+    17 luma quantiles (0, 1/16, ..., 1), the median U and V, and the luma standard deviation."""
+    half = np.array([0.5])
+    return np.concatenate([_quantiles(tiny[..., 0], _QUANTILES), _quantiles(tiny[..., 1], half),
+                           _quantiles(tiny[..., 2], half), [float(tiny[..., 0].std())]])
+
+
+def match_exposure(a: np.ndarray, b: np.ndarray, a_stats: np.ndarray | None = None,
+                   b_stats: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` (tiny YUV, float32) brought to one exposure and white balance.
+
+    The luma of the frame with the lower contrast is mapped through the monotone tone curve that gives it the
+    other frame's luma distribution (quantile matching): an exposure change, including the highlights a brighter
+    exposure clips, is undone whatever the camera's tone curve, while two different pictures stay different (the
+    flatter one is stretched, never the other flattened). Chroma is shifted by the difference of the median
+    chroma, at most ``MAX_CHROMA_SHIFT`` (white balance moves every colour alike). ``a_stats``/``b_stats`` are
+    the frames' :func:`exposure_stats`, computed here when not given.
+    """
+    sa_ = exposure_stats(a) if a_stats is None else a_stats
+    sb = exposure_stats(b) if b_stats is None else b_stats
+    swap = sa_[19] > sb[19]
+    (lo, slo), (hi, shi) = ((b, sb), (a, sa_)) if swap else ((a, sa_), (b, sb))
+    shift = np.clip(shi[17:19] - slo[17:19], -MAX_CHROMA_SHIFT, MAX_CHROMA_SHIFT)
+    if np.mean(np.abs(shi[:17] - slo[:17])) < 1.0 and np.max(np.abs(shift)) < 0.5:
+        return a, b    # the same exposure already (consecutive frames, mostly): spare the mapping
+    ql = np.maximum.accumulate(slo[:17] + _RAMP)    # strictly increasing, as np.interp needs
+    out = np.empty_like(lo)
+    lut = np.interp(_LEVELS, ql, shi[:17]).astype(np.float32)
+    out[..., 0] = lut[np.clip(lo[..., 0], 0, 255).astype(np.intp)]
+    out[..., 1:] = lo[..., 1:] + shift.astype(np.float32)
+    return (hi, out) if swap else (out, hi)
+
+
+def robust_mean(diff: np.ndarray, blocks: tuple[int, int] = BLOCKS, trim: float = TRIM_BLOCKS) -> float:
+    """Mean of an absolute difference image (H x W or H x W x C, float32) over a grid of blocks, leaving out
+    the ``trim`` share of the blocks that changed most: a change of the whole picture scores its mean, a change
+    confined to a few blocks (a car or a hand passing the camera) scores what the rest of the picture did."""
+    import cv2
+
+    rows, cols = min(blocks[0], diff.shape[0]), min(blocks[1], diff.shape[1])
+    cells = cv2.resize(diff, (cols, rows), interpolation=cv2.INTER_AREA)   # block means, every channel at once
+    vals = np.sort(cells.reshape(rows * cols, -1).mean(axis=1))
+    keep = max(1, int(round(vals.size * (1.0 - trim))))
+    return float(vals[:keep].mean())
 
 
 # ------------------------------------------------------------------------------------- building blocks
@@ -179,6 +259,35 @@ def fade_spans(std: np.ndarray, mean: np.ndarray, flat_std: float, max_hold: int
     return out
 
 
+def edge_fades(std: np.ndarray, mean: np.ndarray, flat_std: float, max_side: int) -> tuple[int, int]:
+    """Where the picture proper starts and ends, given an opening fade-in or a closing fade-out.
+
+    Returns ``(first, end)``: ``first`` is the frame where the rise in contrast out of an opening run of uniform
+    black or white frames ends (0 when the video does not start uniform), ``end`` the frame after the last one
+    before the closing fall into a final uniform run (``len(std)`` when the video does not end uniform). Such
+    fades are not boundaries between shots, but their frames belong to no clip either: stored as protocol
+    frames they would be almost black. Each ramp is followed at most ``max_side`` frames.
+    """
+    n = len(std)
+    flat = uniform_frames(np.asarray(std), np.asarray(mean), flat_std)
+    if n == 0 or flat.all():
+        return 0, n
+    first, end = 0, n
+    if flat[0]:
+        r1 = int(np.argmin(flat)) - 1            # last frame of the opening uniform run
+        b = r1
+        while b < n - 1 and b - r1 < max_side and std[b + 1] > std[b] + 0.05:
+            b += 1
+        first = b if b > r1 else r1 + 1          # b: the first frame the rise reached (the picture proper)
+    if flat[-1]:
+        r0 = n - int(np.argmin(flat[::-1]))      # first frame of the closing uniform run
+        a = r0
+        while a > first and r0 - a < max_side and std[a - 1] > std[a] + 0.05:
+            a -= 1
+        end = a + 1 if a < r0 else r0            # a: the last frame before the fall
+    return first, max(first, end)
+
+
 def dissolve_spans(std: np.ndarray, g: np.ndarray, p: ShotParams, first: int = 1,
                    last: int | None = None) -> list[tuple[int, int, float]]:
     """Dissolves between two textured shots: a mix of two unrelated images has a lower contrast than either, so
@@ -209,7 +318,7 @@ def dissolve_spans(std: np.ndarray, g: np.ndarray, p: ShotParams, first: int = 1
         if (j - a >= min_side and b - j >= min_side and b - a <= max_len and top > 0
                 and (top - sm[j]) / top >= p.dip and b < n - 1 and a > 0):
             gj = g[j] if j < len(g) else float("nan")
-            if np.isfinite(gj) and gj >= p.gradual_min:
+            if np.isfinite(gj) and gj >= DISSOLVE_CONFIRM * p.gradual_min:
                 # the dip's flanks include a little of each shot's own drift: trim one frame each side
                 out.append((a + 1, b - 1, round(float(gj), 3)))
                 j = b + 1
@@ -222,13 +331,15 @@ def dissolve_spans(std: np.ndarray, g: np.ndarray, p: ShotParams, first: int = 1
 
 def find_transitions(s: np.ndarray, g: np.ndarray, std: Sequence[float] | np.ndarray,
                      mean: Sequence[float] | np.ndarray, lo: int, hi: int, p: ShotParams,
-                     prior: Sequence[Transition] = ()) -> list[Transition]:
+                     prior: Sequence[Transition] = (), edges: tuple[int, int] | None = None) -> list[Transition]:
     """Transitions lying within frames [lo, hi], sorted, before merging (see :func:`merge_transitions`).
 
     Looks at up to ``p.guard`` frames before ``lo`` (a transition may have started there) and ``p.m`` frames
     beyond either side for the local baselines. ``prior`` are transitions already decided: a run of elevated
     ``g`` that overlaps one of them (or a cut or fade found here) is that transition seen from afar, not a new
-    one. ``std`` and ``mean`` may be lists: only the part around [lo, hi] is converted.
+    one. ``std`` and ``mean`` may be lists: only the part around [lo, hi] is converted. ``edges`` is
+    :func:`edge_fades`' (first, end): a run of elevated ``g`` reaching into the opening fade-in or the closing
+    fade-out is that fade, which is no boundary.
     """
     n = len(s)
     hi = min(hi, n - 1)
@@ -248,10 +359,19 @@ def find_transitions(s: np.ndarray, g: np.ndarray, std: Sequence[float] | np.nda
     gg = g[a0:a1]
     grads = [Transition("gradual", a0 + a, a0 + b, sc)
              for a, b, sc in fade_spans(sd, mn, p.flat_std, p.max_hold, p.guard, ctx0 - a0, hi - a0)]
+    # A contrast dip around a hard cut is the cut with the camera re-exposing for the new shot (its contrast
+    # climbing back), not a dissolve: the cut wins, and the new shot's frames stay in its clip.
+    cut_frames = [c.start_frame for c in cuts]
     grads += [Transition("gradual", a0 + a, a0 + b, sc)
-              for a, b, sc in dissolve_spans(sd, gg, p, max(1, ctx0 - a0), hi - a0)]
+              for a, b, sc in dissolve_spans(sd, gg, p, max(1, ctx0 - a0), hi - a0)
+              if not any(a0 + a - 1 <= f <= a0 + b + 1 for f in cut_frames)]
     # 3. other gradual transitions (wipes, ...): a run of high g that nothing above explains
     explained = [(c.start_frame - k - 1, c.end_frame + k + 1) for c in [*cuts, *grads, *prior]]
+    if edges is not None:
+        if edges[0] > 0:
+            explained.append((0, edges[0] + k))
+        if edges[1] < n:
+            explained.append((edges[1] - k, n))
     for r0, r1 in gradual_runs(gg, p):
         r0, r1 = r0 + a0, r1 + a0
         if r1 < ctx0 or r0 > hi:

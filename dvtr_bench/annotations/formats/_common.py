@@ -196,6 +196,10 @@ def _records_from_rows(rows: Iterable[tuple[str, dict[str, Any] | InputError]], 
     for first, locs in groups.values():
         if len(locs) > 1:
             first.source = SourceRef(str(path), _join_locs(locs, plural))
+        elif first.captions == [""]:
+            # One row with an empty caption cell: a record without captions (how writers store one), not a
+            # record with one empty caption; validation reports it as "no captions".
+            first.captions = []
     return out
 
 

@@ -41,7 +41,8 @@ class AnnotationFormat:
     ``holds`` is the set of record fields (:data:`~dvtr_bench.annotations.record.FIELDS`) the format keeps;
     ``reshape`` describes any other change a write and a read make to a record. :meth:`hold` applies both:
     it is exactly what reading back a written record gives. ``title`` names the format in messages (default:
-    ``name``).
+    ``name``). ``inputs(path, **options)`` lists the files a read reads when there are several (see
+    :meth:`input_files`).
     """
 
     name: str
@@ -57,6 +58,7 @@ class AnnotationFormat:
     folder_marker: str | None = None
     default_output_for: tuple[str, ...] = ()
     fallback: bool = False
+    inputs: Callable[..., list[Path]] | None = None
 
     def __post_init__(self) -> None:
         # Mistakes here are a format author's, found the first time the module is imported.
@@ -80,6 +82,13 @@ class AnnotationFormat:
     @property
     def writable(self) -> bool:
         return self.write is not None
+
+    def input_files(self, path: Path, **options: Any) -> list[Path]:
+        """Every file a read of ``path`` reads, the main one first (``inputs`` when the format reads several,
+        as CLIP4Clip reads its split lists beside the pickle): what a build hashes into its provenance."""
+        if self.inputs is not None:
+            return self.inputs(path, **options)
+        return [path]
 
     def hold(self, record: CaptionRecord) -> CaptionRecord:
         """``record`` as it reads back after being written in this format (ids already normalised)."""

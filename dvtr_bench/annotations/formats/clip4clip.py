@@ -95,6 +95,16 @@ def read_clip4clip(path: str | Path, *, problems: list[Problem] | None = None,
     return list(records.values())
 
 
+def clip4clip_files(path: str | Path, *, split_files: dict[str, str | Path] | None = None,
+                    **_: object) -> list[Path]:
+    """The pickle, then the split lists a read of ``path`` reads (those that exist)."""
+    p = Path(path)
+    pkl = p / CLIP4CLIP_CAPTIONS if p.is_dir() else p
+    lists = [Path(f) for f in split_files.values()] if split_files else \
+        [pkl.parent / name for name in CLIP4CLIP_SPLITS.values()]
+    return [pkl] + [f for f in lists if f.is_file()]
+
+
 def write_clip4clip(records: Sequence[CaptionRecord], path: str | Path) -> None:
     """A CLIP4Clip/MSVD folder: raw-captions.pkl (id -> token lists) plus one list file per split.
 
@@ -106,7 +116,8 @@ def write_clip4clip(records: Sequence[CaptionRecord], path: str | Path) -> None:
     data: dict[str, list[list[str]]] = {}
     splits: dict[str, list[str]] = {s: [] for s in CLIP4CLIP_SPLITS}
     for r in records:
-        key = r.clip_id or r.video_id
+        # as the input spelled it: CLIP4Clip loaders open <id>.mp4, and real ids end in spaces (USRD's "Party_042 ")
+        key = r.clip_id_as_given or r.video_id_as_given
         if key in data:
             raise InputError(f"two records share the id {key!r}; the CLIP4Clip layout keys captions by one id "
                              "per clip file", None, r.where())
@@ -138,5 +149,5 @@ CLIP4CLIP = register_format(AnnotationFormat(
     description="CLIP4Clip/MSVD: raw-captions.pkl plus a *_list.txt per split, unpickled without running code",
     extensions=_EXTENSIONS, read=read_clip4clip, write=write_clip4clip, sniff=_sniff,
     options=("split_files",), holds=frozenset({"video_id", "captions", "split"}), reshape=_reshape,
-    folder_marker=CLIP4CLIP_CAPTIONS,
+    folder_marker=CLIP4CLIP_CAPTIONS, inputs=clip4clip_files,
 ))

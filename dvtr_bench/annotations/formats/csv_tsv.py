@@ -22,6 +22,27 @@ def _delimiter(path: str | Path) -> str:
     return "\t" if Path(path).suffix.lower() == ".tsv" else ","
 
 
+# Delimiters a header line is tried with, in order of preference: spreadsheets in locales with a decimal comma
+# write ";", some exports use tabs or "|".
+SNIFFED_DELIMITERS = (",", ";", "\t", "|")
+
+
+def sniff_delimiter(header_line: str, path: str | Path) -> str:
+    """The delimiter that splits ``header_line`` into columns dvtr recognises (a video id and a caption
+    column), trying :data:`SNIFFED_DELIMITERS` in order; the extension's default when none does."""
+    for d in SNIFFED_DELIMITERS:
+        try:
+            header = next(csv.reader([header_line], delimiter=d))
+        except (csv.Error, StopIteration):
+            continue
+        try:
+            _map_columns(header, path)
+        except InputError:
+            continue
+        return d
+    return _delimiter(path)
+
+
 def read_csv(path: str | Path, *, problems: list[Problem] | None = None, caption_sep: str = "|",
              delimiter: str | None = None) -> list[CaptionRecord]:
     """CSV/TSV with a header row.
@@ -31,11 +52,14 @@ def read_csv(path: str | Path, *, problems: list[Problem] | None = None, caption
     of the record in one cell, separated by ``caption_sep``, default ``|``, or written as a JSON list);
     optional ``clip_id``, ``start_s``, ``end_s``, ``label``, ``split``, ``meta`` (a JSON object). Aliases:
     sentence/text for caption, start/end/"start time" for the times, category for label. Other columns
-    are ignored. Empty cells are missing values. The delimiter is a tab for .tsv, else a comma.
+    are ignored. Empty cells are missing values; a record given by one row whose caption cell is empty has
+    no captions (what :func:`write_csv` writes for one). The delimiter is ``delimiter`` when given, else the
+    one of ``,`` ``;`` tab ``|`` that splits the header into recognised columns (a tab for .tsv by default).
     """
-    if delimiter is None:
-        delimiter = _delimiter(path)
     with _open_text(path, newline="", bom=True) as f:
+        if delimiter is None:
+            delimiter = sniff_delimiter(f.readline(), path)
+            f.seek(0)
         reader = csv.reader(f, delimiter=delimiter)
         try:
             header = next(reader)
@@ -43,7 +67,12 @@ def read_csv(path: str | Path, *, problems: list[Problem] | None = None, caption
             raise InputError("empty file: no header row", path) from None
         except csv.Error as exc:
             raise InputError(f"unreadable CSV header: {exc}", path, "line 1") from None
-        columns = _map_columns(header, path)
+        try:
+            columns = _map_columns(header, path)
+        except InputError as exc:
+            shown = "tab" if delimiter == "\t" else repr(delimiter)
+            raise InputError(f"{exc.reason} (read with the delimiter {shown}; pass --delimiter for another)",
+                             path) from None
 
         def rows() -> Iterable[tuple[str, dict[str, Any] | InputError]]:
             while True:
@@ -82,13 +111,14 @@ def write_csv(records: Sequence[CaptionRecord], path: str | Path) -> None:
         for r in records:
             meta = _meta_json(r.meta) if r.meta else ""
             for k, cap in enumerate(r.captions or [""]):
-                w.writerow([r.video_id, r.clip_id or "", _num(r.start_s), _num(r.end_s), r.label or "",
+                w.writerow([r.video_id_as_given, r.clip_id_as_given or "", _num(r.start_s), _num(r.end_s), r.label or "",
                             r.split or "", cap, meta if k == 0 else ""])
 
 
 def _reshape(record: CaptionRecord) -> CaptionRecord:
-    # A record is rows of captions: one without captions is written as one row with an empty caption.
-    return record if record.captions else dataclasses.replace(record, captions=[""])
+    # A record is rows of captions: one without captions is one row with an empty caption cell, and reads back
+    # without captions; so does a record whose only caption is empty (the two cannot be told apart).
+    return dataclasses.replace(record, captions=[]) if record.captions == [""] else record
 
 
 CSV = register_format(AnnotationFormat(

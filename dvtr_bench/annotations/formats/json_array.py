@@ -32,7 +32,7 @@ def read_json(path: str | Path, *, problems: list[Problem] | None = None) -> lis
 def write_json(records: Sequence[CaptionRecord], path: str | Path) -> None:
     """A JSON array of canonical records, keys sorted (byte-stable)."""
     with open(path, "w", encoding="utf-8", newline="\n") as f:
-        json.dump([r.to_dict() for r in records], f, ensure_ascii=False, indent=1, sort_keys=True)
+        json.dump([r.to_dict(as_given=True) for r in records], f, ensure_ascii=False, indent=1, sort_keys=True)
         f.write("\n")
 
 

@@ -94,9 +94,9 @@ def write_msrvtt(records: Sequence[CaptionRecord], path: str | Path) -> None:
     """MSR-VTT-style JSON; entries carry clip_id when records have one, and sentences name their entry."""
     videos, sentences = [], []
     for r in records:
-        entry: dict[str, Any] = {"video_id": r.video_id}
+        entry: dict[str, Any] = {"video_id": r.video_id_as_given}
         if r.clip_id:
-            entry["clip_id"] = r.clip_id
+            entry["clip_id"] = r.clip_id_as_given
         if r.split:
             entry["split"] = "validate" if r.split == "validation" else r.split
         if r.start_s is not None:
@@ -109,9 +109,9 @@ def write_msrvtt(records: Sequence[CaptionRecord], path: str | Path) -> None:
             entry["meta"] = r.meta
         videos.append(entry)
         for cap in r.captions:
-            s: dict[str, Any] = {"video_id": r.video_id, "caption": cap, "sen_id": len(sentences)}
+            s: dict[str, Any] = {"video_id": r.video_id_as_given, "caption": cap, "sen_id": len(sentences)}
             if r.clip_id:
-                s["clip_id"] = r.clip_id
+                s["clip_id"] = r.clip_id_as_given
             sentences.append(s)
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         json.dump({"info": {"format": "MSR-VTT style, written by dvtr"}, "videos": videos,

@@ -53,8 +53,8 @@ def write_parquet(records: Sequence[CaptionRecord], path: str | Path) -> None:
                         ("captions", pa.list_(pa.string())), ("meta", pa.string())])
     cols: dict[str, list[Any]] = {name: [] for name in schema.names}
     for r in records:
-        cols["video_id"].append(r.video_id)
-        cols["clip_id"].append(r.clip_id)
+        cols["video_id"].append(r.video_id_as_given)
+        cols["clip_id"].append(r.clip_id_as_given)
         cols["start_s"].append(r.start_s)
         cols["end_s"].append(r.end_s)
         cols["label"].append(r.label)

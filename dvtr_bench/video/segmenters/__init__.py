@@ -5,6 +5,7 @@
 - ``shots``        ``ShotSegmenter``: shot boundaries detected while decoding (the default)
 - ``windows``      ``WindowSegmenter``: fixed windows
 - ``annotations``  ``AnnotationSegmenter``: the caption records' own spans
+- ``telemetry``    ``TelemetrySegmenter``: flight phases from the DJI .SRT sidecar
 
 Importing this package registers every module in it, so a new segmenter is one new module here (see
 docs/build-dataset.md, "Adding a segmenter").
@@ -22,6 +23,7 @@ from dvtr_bench.video.segmenters.base import (SEGMENTERS, Segmenter, SegmenterPa
 from dvtr_bench.video.segmenters.shots import ShotSegmenter
 from dvtr_bench.video.segmenters.windows import WindowSegmenter
 from dvtr_bench.video.segmenters.annotations import AnnotationSegmenter
+from dvtr_bench.video.segmenters.telemetry import TelemetrySegmenter
 
 for _info in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_info.name}")
@@ -31,5 +33,5 @@ del _info
 DEFAULT_SEGMENTER = ShotSegmenter.name
 
 __all__ = ["DEFAULT_SEGMENTER", "SEGMENTERS", "AnnotationSegmenter", "Segmenter", "SegmenterParam", "ShotSegmenter",
-           "Span", "Transition", "WindowSegmenter", "limit_lengths", "make_segmenter", "register_segmenter",
+           "Span", "TelemetrySegmenter", "Transition", "WindowSegmenter", "limit_lengths", "make_segmenter", "register_segmenter",
            "segmenter_class", "segmenter_names", "segmenter_params"]

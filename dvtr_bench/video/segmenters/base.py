@@ -90,13 +90,16 @@ class Segmenter(ABC):
     (one line, shown by ``dvtr build-dataset --help``), ``uses_frames`` (True to receive every decoded frame) and
     ``spans_from_records`` (True when its spans are the caption records' own spans and carry their captions: the
     build then needs annotations, takes captions from the spans instead of aligning records, and never cuts
-    such a span with ``max_len``).
+    such a span with ``max_len``), ``uses_telemetry`` (True to get the video's telemetry track, from its DJI
+    .SRT sidecar, as ``start(info, records, telemetry=track)``).
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
     uses_frames: ClassVar[bool] = False
     spans_from_records: ClassVar[bool] = False
+    # True to receive the video's telemetry track: start(info, records, telemetry=track)
+    uses_telemetry: ClassVar[bool] = False
 
     @abstractmethod
     def params(self) -> dict[str, Any]:

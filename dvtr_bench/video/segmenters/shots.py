@@ -84,11 +84,12 @@ class ShotSegmenter(Segmenter):
         self._flat: list[bool] = []
         self._std: list[float] = []
         self._mean: list[float] = []
-        self._ring: list[np.ndarray] = []  # last 2k+1 tiny frames
+        self._ring: list[tuple[np.ndarray, np.ndarray]] = []  # last 2k+1 tiny frames, exposure stats
         self._window_fn: np.ndarray | None = None
         self._lo = 0                       # first frame not yet covered by final decisions
         self._shot_start = 0               # first frame of the open shot
         self._next_check = self._p.guard
+        self._first: int | None = None     # first frame after the opening fade-in, once settled
         return None
 
     def push(self, index: int, t: float, tiny: np.ndarray) -> list[Span]:
@@ -97,12 +98,13 @@ class ShotSegmenter(Segmenter):
         if self._window_fn is None:
             self._window_fn = cv2.createHanningWindow((tiny.shape[1], tiny.shape[0]), cv2.CV_32F)
         self._times.append(t)
-        self._std.append(float(tiny[..., 0].std()))
+        stats = sa.exposure_stats(tiny)
+        self._std.append(float(stats[19]))
         self._mean.append(float(tiny[..., 0].mean()))
         self._flat.append(bool(sa.uniform_frames(self._std[-1], self._mean[-1], self.flat_std)))
         prev = self._ring[-1] if self._ring else None
-        self._s.append(0.0 if prev is None else sa.tiny_distance(prev, tiny, self._window_fn))
-        self._ring.append(tiny)
+        self._s.append(0.0 if prev is None else sa.tiny_distance(prev[0], tiny, self._window_fn, prev[1], stats))
+        self._ring.append((tiny, stats))
         k = self._p.k
         if len(self._ring) > 2 * k + 1:
             self._ring.pop(0)
@@ -116,7 +118,8 @@ class ShotSegmenter(Segmenter):
                 # g changes slowly (it spans 2k frames): computing it every other frame halves its cost
                 self._g.append(self._g[-1])
             else:
-                self._g.append(sa.tiny_distance(self._ring[0], tiny, self._window_fn) if j + k == i
+                self._g.append(sa.tiny_distance(self._ring[0][0], tiny, self._window_fn, self._ring[0][1], stats)
+                               if j + k == i
                                else float("nan"))
         horizon = i - k - self._p.m
         # Decide in batches: each decision looks at a window of frames, so deciding every frame would cost
@@ -133,7 +136,12 @@ class ShotSegmenter(Segmenter):
         while len(self._g) < n:
             self._g.append(float("nan"))
         spans = self._decide(n - 1, final=True)
-        spans += self._close_shot(self._shot_start, n, end_s)
+        # A closing fade-out to black (or white) is not a boundary, but its frames belong to no clip.
+        end = self._closing()
+        if end < n:
+            spans += self._close_shot(self._shot_start, end, self._times[end])
+        else:
+            spans += self._close_shot(self._shot_start, n, end_s)
         return spans
 
     def keep_from(self) -> int:
@@ -141,11 +149,43 @@ class ShotSegmenter(Segmenter):
 
     # -- decisions ---------------------------------------------------------------------------------
 
+    def _opening(self) -> int:
+        """First frame after an opening fade-in (see :func:`shot_analysis.edge_fades`); settled, and then kept,
+        once a ramp's length of frames has followed the opening uniform run."""
+        if self._first is not None:
+            return self._first
+        n = len(self._std)
+        head = min(n, self._p.guard)
+        # Only the head can hold the fade: look at more of it as frames arrive, never at the whole video.
+        while head < n and sa.uniform_frames(self._std[head - 1], self._mean[head - 1], self.flat_std):
+            head = min(n, head + self._p.guard)
+        first, _ = sa.edge_fades(np.asarray(self._std[:head]), np.asarray(self._mean[:head]), self.flat_std,
+                                 self._p.guard)
+        if n > first + self._p.guard:
+            self._first = first
+        return first
+
+    def _closing(self) -> int:
+        """The frame where a closing fade-out starts (``len`` when there is none); only meaningful at the end."""
+        n = len(self._std)
+        tail = max(0, n - 2 * self._p.guard)
+        while tail > 0 and sa.uniform_frames(self._std[tail], self._mean[tail], self.flat_std):
+            tail = max(0, tail - self._p.guard)
+        first, end = sa.edge_fades(np.asarray(self._std[tail:]), np.asarray(self._mean[tail:]), self.flat_std,
+                                   self._p.guard)
+        if tail > 0 and first == end == 0:
+            return n
+        return tail + end if end < n - tail else n
+
     def _decide(self, hi: int, final: bool) -> list[Span]:
         s = np.asarray(self._s, dtype=np.float64)
         g = np.asarray(self._g, dtype=np.float64)
         n = len(s)
-        found = sa.find_transitions(s, g, self._std, self._mean, self._lo, hi, self._p, self.transitions)
+        # Until the video ends, a fade to black at the end of what has arrived may be the middle of a fade
+        # through black: only the opening fade is an edge yet.
+        edges = (self._opening(), self._closing() if final else n)
+        found = sa.find_transitions(s, g, self._std, self._mean, self._lo, hi, self._p, self.transitions,
+                                    edges=edges)
         # Away from the end of the video, only decisions that frames still to come cannot change are final.
         cutoff = hi if final else hi - self._p.guard
         spans: list[Span] = []
@@ -168,6 +208,10 @@ class ShotSegmenter(Segmenter):
         return spans
 
     def _close_shot(self, start: int, end: int, end_s: float | None) -> list[Span]:
+        if start == 0:
+            # The first shot is closed only once a transition after it is final, so its opening fade-in (if
+            # any) is complete in the arrays: its frames belong to no clip.
+            start = self._opening()
         if end <= start or start >= len(self._times):
             return []
         s0 = self._times[start]

@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from dvtr_bench.annotations import (FORMATS, WRITE_FORMATS, Problem, audit_records, has_errors, read_annotations,
+from dvtr_bench.annotations import (FORMATS, WRITE_FORMATS, Problem, audit_records, read_annotations,
                                     sniff_format, validate, video_id_from_path, write_annotations)
 from dvtr_bench.annotations.formats import output_format
 from dvtr_bench.annotations.validate import WARNING

@@ -97,15 +97,45 @@ def test_epoch_plan_is_a_function_of_seed_and_epoch():
     assert draws == {0, 1, 2}  # over epochs every caption gets used
 
 
-def test_captions_flatten_and_reject_empty(small_ds):
+def test_captions_keep_uncaptioned_clips_and_reject_empty_captions(small_ds):
     caps = Captions.from_split(small_ds["test"], name="test")
-    assert caps.n_clips == 3 and len(caps.texts) == 6
+    assert caps.n_clips == 3 and len(caps.texts) == 6 and caps.n_uncaptioned == 0
     assert caps.caption_to_clip.tolist() == [0, 0, 1, 1, 2, 2]
     assert caps.caption_ids()[1] == f"{caps.clip_ids[0]}#1"
-    bad = small_ds["test"].map(lambda r, i: {"captions": [] if i == 1 else r["captions"]}, with_indices=True)
-    with pytest.raises(InputError) as e:
-        Captions.from_split(bad, name="test")
-    assert e.value.record == caps.clip_ids[1]
+    # A clip without captions stays, as a text->video distractor (the protocol's rule), with no caption.
+    none = small_ds["test"].map(lambda r, i: {"captions": [] if i == 1 else r["captions"]}, with_indices=True)
+    caps = Captions.from_split(none, name="test")
+    assert caps.n_clips == 3 and caps.n_uncaptioned == 1
+    assert caps.caption_to_clip.tolist() == [0, 0, 2, 2] and caps.offsets.tolist() == [0, 2, 2, 4]
+    # An empty or blank caption is an annotation problem, reported with the clip and its position.
+    for bad_text, what in (("", "is empty"), ("   ", "is only whitespace")):
+        bad = small_ds["test"].map(lambda r, i, t=bad_text: {"captions": [r["captions"][0], t] if i == 2
+                                                             else r["captions"]}, with_indices=True)
+        with pytest.raises(InputError, match=f"caption 2 of 2 {what}: an annotation problem") as e:
+            Captions.from_split(bad, name="test")
+        assert e.value.record == caps.clip_ids[2] and e.value.file == "test"
+
+
+def test_uncaptioned_clips_are_distractors_in_evaluation_and_never_trained_on(tiny_meanp, tmp_path, small_ds):
+    from dvtr_bench.engine.evaluate import evaluate
+    from dvtr_bench.engine.trainer import train
+
+    def drop(split):
+        return split.map(lambda r, i: {"captions": [] if i == 0 else r["captions"]}, with_indices=True)
+
+    res = evaluate(tiny_meanp, drop(small_ds["test"]), device="cpu", batch_size=4)
+    assert res.n_clips == 3 and res.n_captions == 4
+    assert res.scores is not None and res.scores.shape == (4, 3)  # scored against every caption
+    from dvtr_bench.protocol.metrics import evaluate as engine
+
+    assert engine(res.scores, res.caption_to_clip).n_uncaptioned_clips == 1
+    cfg = TrainConfig.from_dict({"epochs": 1, "batch_size": 8, "lr": 1e-3, "backbone_lr": 1e-3,
+                                 "num_workers": 0, "eval_batch_size": 4})
+    from dvtr_bench.models import create_method
+
+    fresh = create_method("meanP", backbone="dvtr-tiny", pretrained=None)
+    out = train(fresh, drop(small_ds["train"]), small_ds["validation"], tmp_path, config=cfg, seed=0)
+    assert out.steps >= 1
 
 
 def test_clip_frames_decode_preprocess_and_pad(tiny_meanp):

@@ -227,7 +227,13 @@ class FrameSource:
 
 @dataclass
 class Captions:
-    """The captions of a split, flattened: ``texts[k]`` belongs to clip ``caption_to_clip[k]``."""
+    """The captions of a split, flattened: ``texts[k]`` belongs to clip ``caption_to_clip[k]``.
+
+    Every clip of the split is kept, in split order, including a clip without captions: the protocol makes it
+    a text->video distractor (it is scored against every caption, it is no video->text query, and training
+    never draws it). A caption that is empty, only whitespace or not a string is an annotation problem and
+    raises an :class:`~dvtr_bench.errors.InputError` naming the clip and the caption; it is never dropped.
+    """
 
     texts: list[str]
     caption_to_clip: np.ndarray
@@ -246,9 +252,15 @@ class Captions:
         owner: list[int] = []
         offsets = [0]
         for c, lst in enumerate(caps):
-            lst = [t for t in (lst or []) if isinstance(t, str) and t.strip()]
-            if not lst:
-                raise InputError("clip has no captions", file=name, record=clip_ids[c])
+            lst = list(lst or [])
+            for k, t in enumerate(lst):
+                if not isinstance(t, str) or not t.strip():
+                    what = ("is not a string" if not isinstance(t, str) else
+                            "is empty" if not t else "is only whitespace")
+                    raise InputError(
+                        f"caption {k + 1} of {len(lst)} {what}: an annotation problem. Fix or remove it in the "
+                        "annotations and rebuild the dataset (`dvtr annotations validate` lists such captions "
+                        "as empty_caption)", file=name, record=clip_ids[c])
             texts.extend(lst)
             owner.extend([c] * len(lst))
             offsets.append(len(texts))
@@ -259,6 +271,11 @@ class Captions:
     @property
     def n_clips(self) -> int:
         return len(self.clip_ids)
+
+    @property
+    def n_uncaptioned(self) -> int:
+        """Clips without any caption (text->video distractors only)."""
+        return int(np.count_nonzero(np.diff(self.offsets) == 0))
 
     def caption_ids(self) -> list[str]:
         """Stable caption ids "<clip_id>#<k>" (k = position in the clip's caption list)."""
@@ -277,6 +294,6 @@ def epoch_plan(captions: Captions, seed: int, epoch: int, batch_size: int,
     order = g.permutation(n)
     counts = np.diff(captions.offsets)
     pick = captions.offsets[:-1] + (g.random(n) * counts).astype(np.int64)
-    pairs = [(int(c), int(pick[c])) for c in order]
+    pairs = [(int(c), int(pick[c])) for c in order if counts[c] > 0]
     nb = len(pairs) // batch_size if drop_last else math.ceil(len(pairs) / batch_size)
     return [pairs[b * batch_size:(b + 1) * batch_size] for b in range(nb)]

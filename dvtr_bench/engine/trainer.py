@@ -172,7 +172,9 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
     method.to(device)
     tr_caps = Captions.from_split(train_split, name="train")
     va_caps = Captions.from_split(val_split, name="validation")
-    n_train = tr_caps.n_clips
+    n_train = tr_caps.n_clips - tr_caps.n_uncaptioned  # a clip without captions is never drawn
+    if n_train == 0:
+        raise ConfigError("the train split has no captioned clip: nothing to train on")
     batch = min(config.batch_size, n_train)
     if batch < world:
         raise ConfigError(f"global batch {batch} is smaller than the number of processes ({world})")

@@ -42,7 +42,10 @@ def test_loss_falls(ds, tmp_path):
     cfg = TrainConfig.from_dict({**FAST, "epochs": 4, "batch_size": 8})
     res = train(method, ds["train"], ds["validation"], tmp_path / "run", config=cfg, seed=0)
     losses = [h["loss"] for h in res.history]
-    assert len(losses) == 4 and res.steps == 8
+    # every caption every epoch: 16 clips x 2 captions = 32 pairs = 4 batches of 8 per epoch
+    assert len(losses) == 4 and res.steps == 16 and res.steps_per_epoch == [4, 4, 4, 4]
+    assert [h["steps_in_epoch"] for h in res.history] == [4, 4, 4, 4]
+    assert all(h["pairs"] == 32 and h["pairs_sitting_out"] == 0 for h in res.history)
     assert losses[-1] < losses[0] - 0.3, losses
     # selection is the best validation epoch, and best.pt holds those weights
     rsums = [h["val"]["rsum"] for h in res.history]
@@ -109,6 +112,9 @@ def test_resume_after_interruption_matches_uninterrupted_run(ds, tmp_path):
     assert rec_a["checkpoint_selection"] == "validation" and not rec_a["zero_shot"]
     assert rec_a["runs"][0]["best_epoch"] == wa["best_epoch"]
     assert rec_a["transductive"] is False
+    # every caption every epoch: 16 clips x 2 captions in batches of 8 = 4 steps per epoch, in the record
+    assert rec_a["training"]["steps_per_epoch"] == 4 and rec_a["training"]["total_steps"] == 8
+    assert info_b["seeds"][0]["steps_per_epoch"] == [4, 4]
     cost = rec_a["cost"]
     assert cost["parameters"] > 0 and cost["eval_clips_per_s"] > 0 and cost["train_time_s"] > 0
     assert cost["peak_memory_mb"] > 0 and cost["gflops_per_clip"] > 0

@@ -10,7 +10,7 @@ import torch
 
 from dvtr_bench.errors import ConfigError, InputError
 from dvtr_bench.protocol import v1
-from dvtr_bench.engine.data import Captions, ClipFrames, FrameSource, epoch_plan
+from dvtr_bench.engine.data import Captions, ClipFrames, FrameSource, caption_key, epoch_plan
 from dvtr_bench.testing.learnable import learnable_dataset, learnable_rows
 from dvtr_bench.engine.optim import build_optimizer, build_scheduler, warmup_cosine
 from dvtr_bench.engine.trainer import TrainConfig
@@ -80,21 +80,76 @@ def test_train_config_reads_recipes():
         TrainConfig.from_dict({"bogus": 1}, strict=True)
 
 
-def test_epoch_plan_is_a_function_of_seed_and_epoch():
+def _captions(texts_per_clip: list[list[str]]) -> Captions:
+    counts = [len(t) for t in texts_per_clip]
+    return Captions(texts=[t for ts in texts_per_clip for t in ts],
+                    caption_to_clip=np.repeat(np.arange(len(counts)), counts),
+                    clip_ids=[f"clip{i}" for i in range(len(counts))],
+                    offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
+
+
+def _check_batches(caps: Captions, plan: list, batch_size: int) -> None:
+    seen = [k for b in plan for _, k in b]
+    assert len(seen) == len(set(seen))                            # a pair at most once per epoch
+    for b in plan:
+        assert len(b) == batch_size
+        assert all(caps.caption_to_clip[k] == c for c, k in b)   # each caption with its own clip
+        assert len({c for c, _ in b}) == batch_size              # no two captions of one clip
+        keys = [caption_key(caps.texts[k]) for _, k in b]
+        assert len(set(keys)) == batch_size                      # no two identical caption texts
+
+
+def test_epoch_plan_visits_every_caption_and_is_a_function_of_seed_and_epoch():
     rows = learnable_rows(10, "train", captions_per_clip=3)
-    caps = Captions(texts=[t for r in rows for t in r["captions"]],
-                    caption_to_clip=np.repeat(np.arange(10), 3), clip_ids=[r["clip_id"] for r in rows],
-                    offsets=np.arange(0, 31, 3))
+    caps = _captions([r["captions"] for r in rows])
     a = epoch_plan(caps, seed=0, epoch=1, batch_size=4)
     assert a == epoch_plan(caps, seed=0, epoch=1, batch_size=4)
     assert a != epoch_plan(caps, seed=0, epoch=2, batch_size=4)
     assert a != epoch_plan(caps, seed=1, epoch=1, batch_size=4)
-    assert len(a) == 2 and all(len(b) == 4 for b in a)  # drop_last: 10 clips -> 2 full batches
-    full = epoch_plan(caps, seed=0, epoch=1, batch_size=10)[0]
-    assert sorted(c for c, _ in full) == list(range(10))  # each clip once per epoch
-    assert all(caps.caption_to_clip[k] == c for c, k in full)  # with one of its own captions
-    draws = {k for e in range(20) for c, k in epoch_plan(caps, 0, e, 10)[0] if c == 0}
-    assert draws == {0, 1, 2}  # over epochs every caption gets used
+    # 30 (caption, clip) pairs: 7 full batches of 4, the last 2 pairs sit this epoch out (drop_last)
+    assert len(a) == 7
+    _check_batches(caps, a, 4)
+    full = epoch_plan(caps, seed=0, epoch=1, batch_size=10)
+    assert len(full) == 3 and sorted(k for b in full for _, k in b) == list(range(30))  # every caption
+    (only,) = epoch_plan(_captions([["x"], [], ["y"]]), 0, 0, 2)
+    assert sorted(only) == [(0, 0), (2, 1)]                      # clip 1 has no caption: never drawn
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_epoch_plan_never_batches_a_positive_as_a_negative(seed):
+    # Many clips sharing caption texts (templated captions, as synthetic and crowd-sourced sets have), 1-6
+    # captions per clip, some captions repeated inside a clip, texts differing only in case and spacing.
+    rng = np.random.default_rng(seed)
+    pool = [f"a {c} car on a {r} road" for c in ("red", "blue", "white") for r in ("wet", "dry", "dusty")]
+    texts = []
+    for _ in range(60):
+        t = [str(rng.choice(pool)) for _ in range(int(rng.integers(1, 7)))]
+        if rng.random() < 0.3:
+            t.append("  " + t[0].upper() + " ")
+        texts.append(t)
+    caps = _captions(texts)
+    assert len(set(caps.text_ids.tolist())) == len(pool)
+    for epoch in range(3):
+        plan = epoch_plan(caps, seed, epoch, batch_size=6)
+        _check_batches(caps, plan, 6)
+        # with only 9 distinct texts, a batch of 6 is still easy to fill: few pairs sit out
+        assert len(plan) >= len(caps.texts) // 6 - 10
+
+
+def test_random_batches_would_hold_false_negatives():
+    # What the releases' plain shuffle meets on the same data (why the rule above matters): count pairs of
+    # one batch that share a clip or a caption text.
+    rows = learnable_rows(40, "train", captions_per_clip=5)
+    caps = _captions([r["captions"] for r in rows])
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(caps.texts))
+    clashes = 0
+    for b in range(len(perm) // 16):
+        ks = perm[b * 16:(b + 1) * 16]
+        owners, keys = caps.caption_to_clip[ks], caps.text_ids[ks]
+        clashes += sum(1 for i in range(16) for j in range(i) if owners[i] == owners[j] or keys[i] == keys[j])
+    assert clashes > 0
+    _check_batches(caps, epoch_plan(caps, 0, 0, 16), 16)
 
 
 def test_captions_keep_uncaptioned_clips_and_reject_empty_captions(small_ds):

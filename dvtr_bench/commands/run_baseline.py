@@ -141,4 +141,8 @@ def _summary(record_path: Path) -> None:
         f"params {fmt(cost.get('parameters'), ',')}  GFLOPs/clip {fmt(cost.get('gflops_per_clip'), '.2f')}  "
         f"eval {fmt(cost.get('eval_clips_per_s'), '.1f')} clips/s  train {fmt(cost.get('train_time_s'), '.1f')} s/seed  "
         f"peak memory {fmt(cost.get('peak_memory_mb'), '.0f')} MB")
+    training = rec.get("training") or {}
+    if training.get("steps_per_epoch") is not None:
+        console.print(f"training: regime {training.get('regime') or 'n/a'}, {training['steps_per_epoch']} steps/epoch, "
+                      f"{training.get('total_steps', 'n/a')} steps in all; protocol {rec['protocol_version']}")
     console.print(f"record: {record_path}")

@@ -10,8 +10,8 @@ ones stream from the Parquet shards through the workers. ``frame_cache="auto"`` 
 
 from __future__ import annotations
 
+import functools
 import io
-import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -277,23 +277,65 @@ class Captions:
         """Clips without any caption (text->video distractors only)."""
         return int(np.count_nonzero(np.diff(self.offsets) == 0))
 
+    @functools.cached_property
+    def text_ids(self) -> np.ndarray:
+        """One integer per caption; equal exactly when the two texts are equal up to case and whitespace."""
+        ids: dict[str, int] = {}
+        return np.asarray([ids.setdefault(caption_key(t), len(ids)) for t in self.texts], dtype=np.int64)
+
     def caption_ids(self) -> list[str]:
         """Stable caption ids "<clip_id>#<k>" (k = position in the clip's caption list)."""
         return [f"{self.clip_ids[c]}#{k - self.offsets[c]}" for k, c in enumerate(self.caption_to_clip)]
 
 
-def epoch_plan(captions: Captions, seed: int, epoch: int, batch_size: int,
-               drop_last: bool = True) -> list[list[tuple[int, int]]]:
+def caption_key(text: str) -> str:
+    """What makes two captions "the same text" for batching: case and runs of whitespace are ignored."""
+    return " ".join(text.casefold().split())
+
+
+def epoch_plan(captions: Captions, seed: int, epoch: int, batch_size: int) -> list[list[tuple[int, int]]]:
     """Training order for one epoch: batches of (clip index, caption index into ``captions.texts``).
 
-    Each clip appears once per epoch with one caption drawn at random (CLIP4Clip's default). The order and
-    the draws depend only on (seed, epoch), so a resumed run replays exactly the epochs it missed.
+    Every (caption, clip) pair of the split is visited once per epoch, as the CLIP4Clip, X-Pool and MSAM
+    releases do (their loaders iterate sentence-level pairs), in a random order that depends only on
+    (seed, epoch) -- a resumed run replays exactly the epochs it missed. Unlike the releases' plain shuffles,
+    a batch never holds two captions of one clip, nor two identical caption texts (:func:`caption_key`) of
+    different clips: either would put a positive among the InfoNCE negatives.
+
+    Batches are filled greedily in shuffled order; a pair that would break the rule waits for the next batch
+    with room for it. The pairs left when no full batch can be made any more (fewer than ``batch_size``, plus
+    any that cannot be placed) sit this epoch out, like the releases' ``drop_last``. Clips without captions are
+    never drawn.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     g = np.random.default_rng([int(seed), int(epoch), 0x64767472])
-    n = captions.n_clips
-    order = g.permutation(n)
-    counts = np.diff(captions.offsets)
-    pick = captions.offsets[:-1] + (g.random(n) * counts).astype(np.int64)
-    pairs = [(int(c), int(pick[c])) for c in order if counts[c] > 0]
-    nb = len(pairs) // batch_size if drop_last else math.ceil(len(pairs) / batch_size)
-    return [pairs[b * batch_size:(b + 1) * batch_size] for b in range(nb)]
+    owner = captions.caption_to_clip.tolist()
+    key = captions.text_ids.tolist()
+    stream = iter(g.permutation(len(owner)).tolist())
+    batches: list[list[tuple[int, int]]] = []
+    carry: list[int] = []
+    exhausted = False
+    while True:
+        batch: list[int] = []
+        clips: set[int] = set()
+        texts: set[int] = set()
+        waiting: list[int] = []
+        pending = iter(carry)  # pairs that waited get the first chance, then the shuffled stream
+        while len(batch) < batch_size:
+            k = next(pending, None)
+            if k is None and not exhausted:
+                k = next(stream, None)
+                exhausted = k is None
+            if k is None:
+                break
+            if owner[k] in clips or key[k] in texts:
+                waiting.append(k)
+            else:
+                batch.append(k)
+                clips.add(owner[k])
+                texts.add(key[k])
+        carry = waiting + list(pending)
+        if len(batch) < batch_size:
+            return batches
+        batches.append([(owner[k], k) for k in batch])

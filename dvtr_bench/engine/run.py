@@ -43,6 +43,7 @@ class SeedOutcome:
     best_val: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from_epoch: int | None = None
+    steps_per_epoch: list[int] = field(default_factory=list)
 
 
 def _slug(s: str) -> str:
@@ -180,7 +181,8 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
             eval_clips_per_s=res.clips_per_s, eval_seconds=res.seconds, peak_memory_mb=res.peak_memory_mb,
             memory_kind=res.memory_kind, train_seconds=tr.train_seconds if tr else 0.0,
             best_epoch=tr.best_epoch if tr else None, best_val=tr.best_val if tr else {},
-            history=tr.history if tr else [], resumed_from_epoch=tr.resumed_from_epoch if tr else None))
+            history=tr.history if tr else [], resumed_from_epoch=tr.resumed_from_epoch if tr else None,
+            steps_per_epoch=tr.steps_per_epoch if tr else []))
         report("seeds", completed=si + 1, total=len(seeds),
                info={"seed": seed, "test rsum": res.metrics.get("rsum", float("nan"))})
 
@@ -206,8 +208,18 @@ def _write_run_json(path: Path, recipe: dict[str, Any], tcfg: Any, outcomes: lis
                       "train_seconds": o.train_seconds, "eval_seconds": o.eval_seconds,
                       "eval_clips_per_s": o.eval_clips_per_s, "peak_memory_mb": o.peak_memory_mb,
                       "memory_kind": o.memory_kind, "resumed_from_epoch": o.resumed_from_epoch,
-                      "history": o.history} for o in outcomes]}
+                      "steps_per_epoch": o.steps_per_epoch, "history": o.history} for o in outcomes]}
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _training_info(tcfg: Any, outcomes: list[SeedOutcome], zero_shot: bool) -> dict[str, Any]:
+    """The record's ``training`` section: regime and optimiser steps per epoch (one number when constant)."""
+    if zero_shot:
+        return {"regime": None, "steps_per_epoch": None}
+    counts = {n for o in outcomes for n in o.steps_per_epoch}
+    per_epoch: Any = counts.pop() if len(counts) == 1 else list(outcomes[0].steps_per_epoch)
+    return {"regime": getattr(tcfg, "regime", None), "steps_per_epoch": per_epoch,
+            "total_steps": int(sum(outcomes[0].steps_per_epoch))}
 
 
 def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, ds: Any, dataset_arg: Any,
@@ -245,6 +257,7 @@ def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, ds: Any, datase
         score_files={o.seed: o.scores_path for o in outcomes}, record_path=record_path,
         transductive=bool(getattr(method, "transductive", False)), zero_shot=zero_shot,
         checkpoint_selection="none" if zero_shot else "validation", cost=cost, run_info=run_info,
+        training=_training_info(tcfg, outcomes, zero_shot),
         extra={"world_size": world, "wall_time_s": wall_s,
                "eval_time_s": float(np.mean([o.eval_seconds for o in outcomes])), "per_seed": [{"seed": o.seed, "train_time_s": o.train_seconds,
                                                   "eval_clips_per_s": o.eval_clips_per_s,

@@ -1,13 +1,14 @@
 """The trainer: fine-tune a retrieval method on a split, select the checkpoint on validation only.
 
-One optimisation step = one global batch of clips, each with one caption drawn for this epoch (CLIP4Clip).
+An epoch visits every (caption, clip) pair of the train split once, as the releases do; one optimisation step
+is one global batch of pairs in which no clip and no caption text appears twice (:func:`epoch_plan`).
 Under torch.distributed the global batch is split over the ranks, embeddings are all-gathered (with gradient
 for the local part) and every rank computes the loss of the whole global batch, so N processes follow the
 same trajectory as one process holding the whole batch (up to float reduction order and dropout draws).
 
 Resuming: ``last.pt`` is written after every epoch with model, optimiser, scheduler, scaler and RNG states,
-the epoch, the best validation score and the history. Data order, caption draws and dropout depend only on
-(seed, epoch), so a run stopped after epoch k and re-run reaches the same weights as an uninterrupted one.
+the epoch, the best validation score and the history. Data order and dropout depend only on (seed, epoch), so
+a run stopped after epoch k and re-run reaches the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class TrainResult:
     best_path: Path
     resumed_from_epoch: int | None = None
     steps: int = 0
+    steps_per_epoch: list[int] = field(default_factory=list)   # optimiser steps of every epoch of the plan
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -175,14 +177,19 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
     n_train = tr_caps.n_clips - tr_caps.n_uncaptioned  # a clip without captions is never drawn
     if n_train == 0:
         raise ConfigError("the train split has no captioned clip: nothing to train on")
+    # A batch holds distinct clips, so it cannot be larger than the number of captioned clips.
     batch = min(config.batch_size, n_train)
     if batch < world:
         raise ConfigError(f"global batch {batch} is smaller than the number of processes ({world})")
     per_rank = batch // world
     batch = per_rank * world
-    micro_per_epoch = n_train // batch
-    steps_per_epoch = math.ceil(micro_per_epoch / config.accum_steps)
-    total_steps = steps_per_epoch * config.epochs
+    # The plans are cheap to draw and fix the schedule's length, so every epoch's step count is known first.
+    micro_per_epoch = [len(epoch_plan(tr_caps, seed, e, batch)) for e in range(config.epochs)]
+    steps_per_epoch = [math.ceil(m / config.accum_steps) for m in micro_per_epoch]
+    total_steps = sum(steps_per_epoch)
+    if total_steps == 0:
+        raise ConfigError(f"no full batch of {batch} pairs with distinct clips and distinct caption texts can be "
+                          "formed from the train split; use a smaller --batch-size")
 
     tr_tokens = method.tokenize(tr_caps.texts)
     va_tokens = method.tokenize(va_caps.texts)
@@ -230,7 +237,8 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         if progress is not None and is_main:
             progress(Progress(task=task, **kw))
 
-    report("epochs", completed=start_epoch, total=config.epochs)
+    report("epochs", completed=start_epoch, total=config.epochs,
+           info={"steps/epoch": steps_per_epoch[0], "pairs": len(tr_caps.texts), "batch": batch})
     for epoch in range(start_epoch, config.epochs):
         t_epoch = time.perf_counter()
         torch.manual_seed(_epoch_seed(seed, epoch, rank))
@@ -282,7 +290,9 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         improved = score > best_score
         entry = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                  "lr": [g["lr"] for g in optimizer.param_groups], "train_seconds": epoch_train_s,
-                 "steps": global_step, "val": val.metrics, "selected": improved}
+                 "steps": global_step, "steps_in_epoch": steps_per_epoch[epoch], "batch": batch,
+                 "pairs": len(tr_caps.texts), "pairs_sitting_out": len(tr_caps.texts) - len(plan) * batch,
+                 "val": val.metrics, "selected": improved}
         history.append(entry)
         if improved:
             best_score, best_epoch, best_val = score, epoch, dict(val.metrics)
@@ -310,7 +320,8 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
     method.load_state_dict(state["model"])
     method.eval()
     return TrainResult(best_epoch=best_epoch, best_val=best_val, history=history, train_seconds=train_seconds,
-                       best_path=best_path, resumed_from_epoch=resumed, steps=global_step)
+                       best_path=best_path, resumed_from_epoch=resumed, steps=global_step,
+                       steps_per_epoch=steps_per_epoch)
 
 
 def _gather_rng(world: int) -> Any:

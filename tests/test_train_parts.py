@@ -32,13 +32,12 @@ def small_ds():
 def test_warmup_cosine_shape():
     total, warm = 100, 0.1
     lrs = [warmup_cosine(s, total, warm) for s in range(total)]
-    # linear warmup over the first 10 steps, peak 1.0 at the end of warmup
-    assert lrs[0] == pytest.approx(0.1)
-    assert lrs[9] == pytest.approx(1.0)
-    assert all(b > a for a, b in zip(lrs[:9], lrs[1:10]))
-    # then monotone cosine decay towards 0
-    assert all(b <= a for a, b in zip(lrs[10:], lrs[11:]))
+    # linear warmup from 0 over the first 10 steps (transformers' schedule, X-Pool's and the uniform regime's)
+    assert lrs[0] == 0.0 and lrs[5] == pytest.approx(0.5)
+    assert all(b > a for a, b in zip(lrs[:10], lrs[1:11]))
+    # peak 1.0 at the end of warmup, then monotone cosine decay towards 0
     assert lrs[10] == pytest.approx(1.0)
+    assert all(b <= a for a, b in zip(lrs[10:], lrs[11:]))
     assert lrs[55] == pytest.approx(0.5, abs=0.02)
     assert lrs[-1] < 0.01
     assert warmup_cosine(0, 10, 0.0) == 1.0
@@ -58,8 +57,9 @@ def test_scheduler_drives_both_learning_rates(tiny_meanp):
         seen.append((names["backbone"]["lr"], names["backbone/no_decay"]["lr"]))
         opt.step()
         sched.step()
-    assert seen[0][0] == pytest.approx(0.5e-6)  # first warmup step: 1/2 of peak
-    assert seen[1][0] == pytest.approx(1e-6)
+    assert seen[0][0] == 0.0                    # warmup starts from 0, as transformers' schedule does
+    assert seen[1][0] == pytest.approx(0.5e-6)
+    assert seen[2][0] == pytest.approx(1e-6)
     assert seen[-1][0] < 0.1e-6
     assert all(a == b for a, b in seen)
 

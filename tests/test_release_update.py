@@ -233,3 +233,86 @@ def test_fp16_parameters_are_those_convert_weights_converts() -> None:
     assert id(by_name["backbone.model.logit_scale"]) in decayed
     assert id(by_name["backbone.model.visual.ln_post.weight"]) in decayed
     assert id(by_name["backbone.model.visual.ln_post.bias"]) not in decayed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The trainer, from saved weights: the backbone moves by what the release's update predicts.
+# ---------------------------------------------------------------------------------------------------------
+WATCH = ("backbone.model.visual.transformer.resblocks.0.attn.in_proj_weight",   # fp16 in the release
+         "backbone.model.visual.transformer.resblocks.1.mlp.c_fc.weight",       # fp16
+         "backbone.model.transformer.resblocks.0.ln_1.weight")                  # a float32 CLIP parameter
+
+
+@pytest.mark.slow
+def test_release_regime_moves_saved_backbone_weights_as_the_release_predicts(tmp_path, learnable_splits,
+                                                                            monkeypatch) -> None:
+    from dvtr_bench.engine import optim
+    from dvtr_bench.engine.run import resolve_recipe
+    from dvtr_bench.engine.trainer import TrainConfig, seed_everything, train
+    from dvtr_bench.models import create_method
+    from dvtr_bench.models.backbone import create_backbone
+
+    # "Pretrained" weights: a tiny backbone's state dict saved to a file, loaded the way a user loads a
+    # checkpoint (--pretrained PATH).
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny-clip.pt"
+    torch.save(create_backbone("dvtr-tiny", None).model.state_dict(), ckpt)
+    seed_everything(0)
+    method = create_method("meanP", backbone="dvtr-tiny", pretrained=str(ckpt))
+    saved = torch.load(ckpt, weights_only=True)
+    # The release's recipe, with the release's learning rates (backbone 1e-4 x 1e-3 = 1e-7), a small budget.
+    recipe = resolve_recipe("meanP", regime="release")
+    cfg = TrainConfig.from_dict({**recipe["train"], "epochs": 2, "batch_size": 8, "num_workers": 0,
+                                 "eval_batch_size": 8})
+    assert (cfg.optimizer, cfg.fp16_backbone, cfg.backbone_lr) == ("bertadam", True, pytest.approx(1e-7))
+
+    params = dict(method.named_parameters())
+    seen: dict[str, list[torch.Tensor]] = {n: [] for n in WATCH}
+    lrs: list[float] = []
+    real_step = optim.BertAdam.step
+
+    def recording_step(self, closure=None):
+        for n in WATCH:
+            seen[n].append(params[n].grad.detach().clone())   # after the global clip, as the release's step sees it
+        lrs.append(next(g["lr"] for g in self.param_groups if g["name"] == "backbone/fp16"))
+        return real_step(self, closure)
+
+    monkeypatch.setattr(optim.BertAdam, "step", recording_step)
+    res = train(method, learnable_splits["train"], learnable_splits["validation"], tmp_path / "run", config=cfg,
+                seed=0)
+    # The trainer reloads the best epoch's weights at the end: compare with the last epoch's checkpoint.
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"]
+    total = sum(res.steps_per_epoch)
+    assert len(lrs) == total == 8
+
+    report = {}
+    for n in WATCH:
+        key = n[len("backbone.model."):]
+        fp16 = "ln_1" not in n
+        # The release: convert_weights, then BertAdam with its own schedule on the recorded gradients.
+        w_release = nn.Parameter(saved[key].clone().half() if fp16 else saved[key].clone())
+        wd = 0.2                                                     # no "bias" in these names: decayed
+        ref = ReleaseBertAdam([w_release], lr=1e-7, warmup=0.1, t_total=total, b1=0.9, b2=0.98, e=1e-6,
+                              weight_decay=wd, max_grad_norm=1.0)
+        # An fp32 AdamW at the same rate and schedule shape: what dvtr did before the release regime existed.
+        w_adamw = nn.Parameter(saved[key].clone())
+        adamw = torch.optim.AdamW([w_adamw], lr=1e-7, betas=(0.9, 0.98), eps=1e-6, weight_decay=wd)
+        for g, lr in zip(seen[n], lrs):
+            w_release.grad = g.half() if fp16 else g.clone()
+            ref.step()
+            for group in adamw.param_groups:
+                group["lr"] = lr
+            w_adamw.grad = g.clone()
+            adamw.step()
+        trained = last[n]
+        assert torch.equal(trained, w_release.detach().float()), n
+        start = saved[key].half().float() if fp16 else saved[key]
+        moved = (trained - start).abs().mean().item()
+        moved_adamw = (w_adamw.detach() - saved[key]).abs().mean().item()
+        report[n] = (moved, moved_adamw)
+        assert moved > 0
+    # The fp16 update moves the converted weights much further than an fp32 AdamW would at the same rate.
+    for n in WATCH[:2]:
+        moved, moved_adamw = report[n]
+        assert moved > moved_adamw, (n, report[n])
+    print("mean |dw| over", total, "steps (release fp16 BertAdam, fp32 AdamW):", report)

@@ -113,11 +113,43 @@ def test_resume_after_interruption_matches_uninterrupted_run(ds, tmp_path):
     assert rec_a["runs"][0]["best_epoch"] == wa["best_epoch"]
     assert rec_a["transductive"] is False
     # every caption every epoch: 16 clips x 2 captions in batches of 8 = 4 steps per epoch, in the record
-    assert rec_a["training"]["steps_per_epoch"] == 4 and rec_a["training"]["total_steps"] == 8
+    assert rec_a["training"] == {"regime": "uniform", "steps_per_epoch": 4, "total_steps": 8}
+    assert rec_a["protocol_version"] == "2" and rec_a["v2t_convention"] == "rank_clips"
     assert info_b["seeds"][0]["steps_per_epoch"] == [4, 4]
     cost = rec_a["cost"]
     assert cost["parameters"] > 0 and cost["eval_clips_per_s"] > 0 and cost["train_time_s"] > 0
     assert cost["peak_memory_mb"] > 0 and cost["gflops_per_clip"] > 0
+
+
+@pytest.mark.parametrize("method", ["meanP", "xpool"])
+def test_release_regime_resumes_bit_for_bit(ds, tmp_path, method):
+    # meanP: fp16 BertAdam moments come back from the checkpoint as float32 and must be cast back exactly;
+    # xpool: HF AdamW and the crop/flip augmentation draws must replay after an interruption.
+    def run(out, progress=None):
+        return run_baseline(method, ds, out, seeds=[0], device="cpu", backbone="dvtr-tiny", pretrained=None,
+                            epochs=2, batch_size=8, regime="release", progress=progress,
+                            train_overrides={"lr": 1e-3, "backbone_lr": 1e-5, "num_workers": 0,
+                                             "eval_batch_size": 8})
+
+    a = run(tmp_path / "a")
+
+    def stop(ev):
+        if ev.task == "epochs" and ev.completed == 1:
+            raise Stop()
+
+    with pytest.raises(Stop):
+        run(tmp_path / "b", progress=stop)
+    b = run(tmp_path / "b")
+    assert a.parent.name == f"{method}-dvtr-tiny-release"
+    rec_a, rec_b = read_record(a), read_record(b)
+    assert rec_a["training"] == {"regime": "release", "steps_per_epoch": 4, "total_steps": 8}
+    assert rec_a["runs"][0]["scores"]["sha256"] == rec_b["runs"][0]["scores"]["sha256"]
+    wa = torch.load(a.parent / "seed0" / "last.pt", weights_only=False)
+    wb = torch.load(b.parent / "seed0" / "last.pt", weights_only=False)
+    for k in wa["model"]:
+        assert torch.equal(wa["model"][k], wb["model"][k]), k
+    assert json.loads((b.parent / "run.json").read_text())["seeds"][0]["resumed_from_epoch"] == 1
+    assert rec_a["config"]["train"]["regime"] == "release"
 
 
 def test_changed_configuration_refuses_to_resume(ds, tmp_path):

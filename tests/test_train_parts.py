@@ -64,20 +64,93 @@ def test_scheduler_drives_both_learning_rates(tiny_meanp):
     assert all(a == b for a, b in seen)
 
 
-def test_train_config_reads_recipes():
+def test_train_config_reads_recipes_under_both_regimes():
+    from dvtr_bench.engine.regimes import UNIFORM
+    from dvtr_bench.engine.run import resolve_recipe
     from dvtr_bench.models import load_recipe
 
+    # A recipe's train section is its method's release regime.
     cfg = TrainConfig.from_dict(load_recipe("meanP")["train"])
     assert cfg.lr == 1e-4 and cfg.backbone_lr == pytest.approx(1e-7) and cfg.epochs == 5
     assert cfg.batch_size == 128 and cfg.betas == (0.9, 0.98) and cfg.grad_clip == 1.0
+    assert (cfg.optimizer, cfg.fp16_backbone, cfg.schedule, cfg.decay) == (
+        "bertadam", True, "bert_warmup_cosine", "no_decay_bias")
+    assert (cfg.select_metric, cfg.select_ties, cfg.param_clip) == ("t2v_r1", "later", 1.0)
     cfg = TrainConfig.from_dict(load_recipe("xpool")["train"])
     assert cfg.backbone_lr == 1e-6 and cfg.betas == (0.9, 0.999)
+    assert (cfg.optimizer, cfg.decay, cfg.augment, cfg.schedule) == ("hf_adamw", "all", "xpool", "warmup_cosine")
+    assert TrainConfig.from_dict(load_recipe("tightTransf")["train"]).loss_group == 32
+    assert TrainConfig.from_dict(load_recipe("msam")["train"]).batch_size == 64
+    # The uniform regime is the same for every method; the default of run-baseline.
+    uniform = TrainConfig.from_dict(resolve_recipe("meanP")["train"]).to_dict()
+    for name in ("meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam"):
+        u = TrainConfig.from_dict(resolve_recipe(name)["train"])
+        # only runtime settings (msam's evaluation batch) may differ between methods
+        assert {k: v for k, v in u.to_dict().items() if k != "eval_batch_size"} == \
+            {k: v for k, v in uniform.items() if k != "eval_batch_size"}
+        assert (u.regime, u.optimizer, u.lr, u.backbone_lr, u.batch_size, u.epochs) == (
+            "uniform", "adamw", 1e-4, 1e-6, 128, 5)
+        r = TrainConfig.from_dict(resolve_recipe(name, regime="release")["train"])
+        assert r.regime == "release"
+    assert TrainConfig.from_dict(UNIFORM) == TrainConfig()
+    # The demo overlay sets the budget and the learning rates only: each regime keeps its own optimiser.
+    demo = TrainConfig.from_dict(resolve_recipe("xpool", "demo", regime="release")["train"])
+    assert (demo.optimizer, demo.augment, demo.betas, demo.epochs, demo.backbone_lr) == (
+        "hf_adamw", "xpool", (0.9, 0.999), 4, 1e-3)
     with pytest.raises(ConfigError):
         TrainConfig.from_dict({"epochs": 0})
     with pytest.raises(ConfigError):
         TrainConfig.from_dict({"schedule": "step"})
     with pytest.raises(ConfigError):
         TrainConfig.from_dict({"bogus": 1}, strict=True)
+    with pytest.raises(ConfigError, match="bertadam"):
+        TrainConfig.from_dict({"fp16_backbone": True})
+    with pytest.raises(ConfigError, match="regime"):
+        resolve_recipe("meanP", regime="paper")
+
+
+def test_loss_group_averages_the_losses_of_consecutive_groups():
+    from dvtr_bench.engine.trainer import _Step
+    from dvtr_bench.models import create_method
+
+    torch.manual_seed(0)
+    m = create_method("tightTransf", backbone="dvtr-tiny", pretrained=None, image_size=64).eval()
+    tokens = m.tokenize([f"caption {i}" for i in range(6)])
+    frames = torch.randn(6, 3, 3, 64, 64)
+    mask = torch.ones(6, 3, dtype=torch.bool)
+    whole = _Step(m, 1)(tokens, frames, mask)["loss"]
+    grouped = _Step(m, 1, loss_group=2)(tokens, frames, mask)["loss"]
+    t, v = m.encode_text(tokens), m.encode_video(frames, mask)
+    parts = [m.loss({k: x[s:s + 2] for k, x in t.items()}, {k: x[s:s + 2] for k, x in v.items()})["loss"]
+             for s in (0, 2, 4)]
+    assert torch.allclose(grouped, torch.stack(parts).mean())
+    assert not torch.allclose(grouped, whole)    # 1 negative per query instead of 5
+
+
+def test_xpool_augmentation_is_one_crop_and_flip_per_clip_and_replayable(tiny_meanp, small_ds):
+    from dvtr_bench.engine.augment import XPoolTrainAugment
+
+    spec = tiny_meanp.frame_spec
+    aug = XPoolTrainAugment(spec)
+    raw = torch.from_numpy(np.stack([np.full((60, 90, 3), 10 * t, dtype=np.uint8) for t in range(5)]))
+    raw[:, :, :45] = 200                            # left half bright: a flip is visible
+    a = aug(raw, torch.Generator().manual_seed(1))
+    b = aug(raw, torch.Generator().manual_seed(1))
+    assert a.shape == (5, 3, spec.image_size, spec.image_size) and torch.equal(a, b)
+    outs = [aug(raw, torch.Generator().manual_seed(s)) for s in range(20)]
+    assert len({tuple(o[0, 0, 0, :4].tolist()) for o in outs}) > 1     # draws differ
+    # one crop and one flip for the whole clip: every frame is flipped, or none is
+    flips = [{bool(o[t, 0, :, 0].mean() < o[t, 0, :, -1].mean()) for t in range(5)} for o in outs]
+    assert all(len(f) == 1 for f in flips)
+    assert 0 < sum(f == {True} for f in flips) < 20                      # flipped about half the time
+    # the trainer's source keeps raw frames for it and yields model-ready batches
+    src = FrameSource(small_ds["train"], spec, num_workers=0, cache="auto", name="train", raw_only=True)
+    assert src.mode == "raw"
+    (idx, x, m), = list(src.batches([[0, 2]], transform=aug, generator=torch.Generator().manual_seed(0)))
+    assert x.shape == (2, v1.NUM_FRAMES, 3, spec.image_size, spec.image_size) and bool(m.all())
+    streamed = FrameSource(small_ds["train"], spec, num_workers=0, cache="stream", name="train")
+    (_, y, _), = list(streamed.batches([[0, 2]], transform=aug, generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(x, y)
 
 
 def _captions(texts_per_clip: list[list[str]]) -> Captions:

@@ -138,7 +138,7 @@ class FrameSource:
 
     def __init__(self, split: Any, spec: FrameSpec, num_workers: int = 0, cache: bool | str = "auto",
                  name: str = "split", progress: ProgressFn | None = None, decode_batch: int = 16,
-                 num_frames: int = NUM_FRAMES):
+                 num_frames: int = NUM_FRAMES, raw_only: bool = False):
         self.frames = ClipFrames(split, spec, name=name, num_frames=num_frames)
         self.num_frames = num_frames
         self.spec = spec
@@ -148,14 +148,14 @@ class FrameSource:
         prepared_bytes = 4 * n * num_frames * 3 * spec.image_size ** 2
         if cache in ("auto", True):
             raw_bytes = self._estimate_raw_bytes()
-            if prepared_bytes <= PREPARED_CACHE_BYTES:
+            if prepared_bytes <= PREPARED_CACHE_BYTES and not raw_only:
                 self.mode = "prepared"
             elif cache is True or (raw_bytes is not None and raw_bytes <= RAW_CACHE_BYTES):
                 self.mode = "raw"
             else:
                 self.mode = "stream"
         elif cache in ("prepared", "raw"):
-            self.mode = str(cache)
+            self.mode = "raw" if raw_only else str(cache)
         elif cache in (False, None, "stream", "none"):
             self.mode = "stream"
         else:
@@ -209,8 +209,16 @@ class FrameSource:
                 progress(Progress(task=f"decode {self.name}", completed=done, total=n))
         self._raw = out  # type: ignore[assignment]
 
-    def batches(self, batches: Sequence[Sequence[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield (indices, float frames [B, T, 3, S, S], mask [B, T]) for each batch of clip indices, in order."""
+    def batches(self, batches: Sequence[Sequence[int]], transform: Any = None,
+                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Yield (indices, float frames [B, T, 3, S, S], mask [B, T]) for each batch of clip indices, in order.
+
+        ``transform(raw_uint8 [t, H, W, 3], generator) -> float [t, 3, S, S]`` replaces the FrameSpec (training
+        augmentation); it needs a source built with ``raw_only=True`` (the prepared cache has no raw frames).
+        """
+        if transform is not None:
+            yield from self._transformed(batches, transform, generator)
+            return
         if self._prepared is not None:
             data, mask = self._prepared
             for b in batches:
@@ -223,6 +231,24 @@ class FrameSource:
                        torch.stack([p[1] for p in prepared]))
         else:
             yield from make_loader(self.frames, batches, self.num_workers)
+
+
+    def _transformed(self, batches: Sequence[Sequence[int]], transform: Any,
+                     generator: torch.Generator | None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        if self._prepared is not None:
+            raise ValueError(f"{self.name}: a transform needs raw frames; build the FrameSource with raw_only=True")
+        if self._raw is not None:
+            clips: Iterator[tuple[list[int], list[torch.Tensor]]] = (
+                (list(b), [self._raw[i] for i in b]) for b in batches)
+        else:
+            raw_view = ClipFrames.__new__(ClipFrames)
+            raw_view.__dict__.update(self.frames.__dict__)
+            raw_view.raw = True
+            clips = ((idx.tolist(), raws) for idx, raws, _ in make_loader(raw_view, batches, self.num_workers))
+        for idx, raws in clips:
+            prepared = [pad_clip(transform(r, generator), self.num_frames) for r in raws]
+            yield (torch.as_tensor(idx, dtype=torch.long), torch.stack([p[0] for p in prepared]),
+                   torch.stack([p[1] for p in prepared]))
 
 
 @dataclass

@@ -53,17 +53,23 @@ def _slug(s: str) -> str:
 def resolve_recipe(method: str | Path | dict[str, Any], config: str | Path | dict[str, Any] | None = None,
                    backbone: str | None = None, pretrained: Any = ..., epochs: int | None = None,
                    batch_size: int | None = None, workers: int | None = None,
-                   train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The baseline recipe with the config overlay's and the options' overrides applied (options win)."""
+                   train_overrides: dict[str, Any] | None = None, regime: str | None = None) -> dict[str, Any]:
+    """The baseline recipe under ``regime``, then the config overlay's and the options' overrides (options win).
+
+    ``regime``: ``"uniform"`` (the default, :data:`dvtr_bench.engine.regimes.DEFAULT_REGIME`) or ``"release"``
+    (the recipe's own train section); see :func:`dvtr_bench.engine.regimes.apply_regime`.
+    """
+    from dvtr_bench.engine.regimes import DEFAULT_REGIME, apply_regime
     from dvtr_bench.models.registry import load_recipe
 
     if config is not None and not isinstance(config, dict):
         path = Path(config)
         if path.suffix == ".json" and not path.is_file():
             raise InputError("config file not found", file=path)
-    # The config is an overlay in the models' recipe format: "model"/"train" sections plus optional
-    # "per_method": {method: {...}} (baselines/demo.json is one).
-    recipe = load_recipe(method, overlay=config)
+    # The regime sets the train section first; the config is an overlay in the models' recipe format
+    # ("model"/"train" sections plus optional "per_method": {method: {...}}; baselines/demo.json is one).
+    recipe = apply_regime(load_recipe(method), regime or DEFAULT_REGIME)
+    recipe = load_recipe(recipe, overlay=config)
     recipe.setdefault("model", {})
     recipe.setdefault("train", {})
     if backbone is not None:
@@ -113,12 +119,14 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
                  pretrained: Any = ..., epochs: int | None = None, batch_size: int | None = None,
                  workers: int | None = None, config: str | Path | dict[str, Any] | None = None,
                  train_overrides: dict[str, Any] | None = None, resume: bool = True,
-                 progress: ProgressFn | None = None) -> Path:
+                 progress: ProgressFn | None = None, regime: str | None = None) -> Path:
     """Train (unless ``zero_shot``) and evaluate a baseline under protocol v1; return the result record's path.
 
     ``method``: a name from ``baselines/`` (``meanP``, ``seqTransf``, ``xpool``, ``msam``, ...), a recipe JSON
     path or a recipe dict. ``dataset``: a dvtr dataset folder, a Hub repo id or a ``datasets.DatasetDict``.
     ``seeds`` default to protocol v1's (0, 1, 2) for trained runs and (0,) for zero-shot runs (nothing random).
+    ``regime``: ``"uniform"`` (default) or ``"release"``; it is recorded, and a release run goes to its own
+    folder (``<method>-<backbone>-release``) so the two never resume each other.
     Launched by torchrun, every process must call this; rank 0 writes the files, all ranks return the path.
     """
     from dvtr_bench.models import create_method
@@ -127,7 +135,8 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
     from dvtr_bench.engine import distributed as D
     from dvtr_bench.engine.trainer import TrainConfig, seed_everything, train
 
-    recipe = resolve_recipe(method, config, backbone, pretrained, epochs, batch_size, workers, train_overrides)
+    recipe = resolve_recipe(method, config, backbone, pretrained, epochs, batch_size, workers, train_overrides,
+                            regime=regime)
     tcfg = TrainConfig.from_dict(recipe["train"])
     if seeds is None:
         seeds = (0,) if zero_shot else v1.SEEDS
@@ -150,7 +159,8 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
 
     bb = recipe["model"].get("backbone")
     pt = recipe["model"].get("pretrained", ...)
-    run_name = _slug(f"{recipe['method']}-{bb or 'default'}" + ("-zeroshot" if zero_shot else ""))
+    suffix = "-zeroshot" if zero_shot else ("-release" if tcfg.regime == "release" else "")
+    run_name = _slug(f"{recipe['method']}-{bb or 'default'}{suffix}")
     run_dir = Path(out) / run_name
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

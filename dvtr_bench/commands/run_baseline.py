@@ -1,4 +1,4 @@
-"""`dvtr run-baseline`: train (or zero-shot) and evaluate a retrieval method under protocol v1."""
+"""`dvtr run-baseline`: train (or zero-shot) and evaluate a retrieval method under the protocol."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _parse_pretrained(value: str | None) -> object:
               help="Output folder; the run goes to OUT/<method>-<backbone>[-zeroshot]/.")
 @click.option("--zero-shot", is_flag=True, help="Do not train: evaluate the backbone's weights as they are.")
 @click.option("--seeds", callback=_parse_seeds, default=None, metavar="0,1,2",
-              help="Seeds to train (default: protocol v1's 0,1,2; 0 for --zero-shot).")
+              help="Seeds to train (default: the protocol's 0,1,2; 0 for --zero-shot).")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
               help="Device; under torchrun 'cuda' means each process's LOCAL_RANK GPU.")
 @click.option("--backbone", default=None, metavar="NAME",

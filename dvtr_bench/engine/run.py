@@ -120,11 +120,11 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
                  workers: int | None = None, config: str | Path | dict[str, Any] | None = None,
                  train_overrides: dict[str, Any] | None = None, resume: bool = True,
                  progress: ProgressFn | None = None, regime: str | None = None) -> Path:
-    """Train (unless ``zero_shot``) and evaluate a baseline under protocol v1; return the result record's path.
+    """Train (unless ``zero_shot``) and evaluate a baseline under the protocol; return the result record's path.
 
     ``method``: a name from ``baselines/`` (``meanP``, ``seqTransf``, ``xpool``, ``msam``, ...), a recipe JSON
     path or a recipe dict. ``dataset``: a dvtr dataset folder, a Hub repo id or a ``datasets.DatasetDict``.
-    ``seeds`` default to protocol v1's (0, 1, 2) for trained runs and (0,) for zero-shot runs (nothing random).
+    ``seeds`` default to the protocol's (0, 1, 2) for trained runs and (0,) for zero-shot runs (nothing random).
     ``regime``: ``"uniform"`` (default) or ``"release"``; it is recorded, and a release run goes to its own
     folder (``<method>-<backbone>-release``) so the two never resume each other.
     Launched by torchrun, every process must call this; rank 0 writes the files, all ranks return the path.

@@ -335,3 +335,18 @@ def test_single_process_gathers_are_identity():
         with pytest.raises(ConfigError):
             D.resolve_device("cuda:0")
     assert math.isfinite(D.all_reduce_mean(torch.tensor(2.0)).item())
+
+
+@pytest.mark.parametrize("ties, best", [("later", 1), ("earlier", 0)])
+def test_selection_ties_follow_the_release(tmp_path, small_ds, ties, best):
+    # meanP has no new module; with the backbone frozen (rate 0) every epoch validates identically, so only the
+    # tie rule decides: CLIP4Clip and MSAM keep the later epoch (best_score <= R1), X-Pool the earlier one.
+    from dvtr_bench.engine.trainer import train
+    from dvtr_bench.models import create_method
+
+    m = create_method("meanP", backbone="dvtr-tiny", pretrained=None, image_size=64)
+    cfg = TrainConfig.from_dict({"epochs": 2, "batch_size": 4, "lr": 1e-3, "backbone_lr": 0.0, "num_workers": 0,
+                                 "eval_batch_size": 4, "select_metric": "t2v_r1", "select_ties": ties})
+    res = train(m, small_ds["train"], small_ds["validation"], tmp_path, config=cfg, seed=0)
+    assert res.history[0]["val"] == res.history[1]["val"]
+    assert res.best_epoch == best

@@ -24,6 +24,8 @@ def test_demo_runs_the_whole_chain(tmp_path: Path) -> None:
     assert record["method"] == "meanP" and record["seeds"] == [0]
     assert (out / "leaderboard" / "index.md").is_file()
     assert "demo results" in result.output and "meanP" in result.output
+    assert "protocol 2, regime uniform" in result.output   # the table states protocol and regime
+    assert record["training"]["regime"] == "uniform" and record["protocol_version"] == "2"
 
     # A second run reuses the footage, the staged build jobs and the finished training run.
     again = CliRunner().invoke(cli, args)

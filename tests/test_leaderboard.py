@@ -100,11 +100,12 @@ def test_non_records_in_folders_are_skipped_but_named_files_are_not(records: Pat
 
 def test_groups_split_by_protocol_version(records: Path) -> None:
     entries = [Entry(path=p, record=json.loads(p.read_text())) for p in _good(records)]
-    future = copy.deepcopy(entries[0].record)
-    future["protocol_version"] = "2"
-    entries.append(Entry(path=records / "future.json", record=future))
+    older = copy.deepcopy(entries[0].record)
+    older["protocol_version"] = "1"     # the same run as a protocol 1 record: never in the same table
+    older["v2t_convention"] = "rank_captions"
+    entries.append(Entry(path=records / "older.json", record=older))
     groups = _group(entries, [])
-    assert sorted((g.protocol_version, len(g.entries)) for g in groups) == [("1", 6), ("2", 1)]
+    assert sorted((g.protocol_version, len(g.entries)) for g in groups) == [("1", 1), ("2", 6)]
 
 
 def test_rank_key_tie_breaks(records: Path) -> None:

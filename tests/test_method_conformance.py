@@ -342,8 +342,11 @@ def test_recipes_cite_sources_and_build(methods):
         assert recipe["protocol"]["num_frames"] == v1.NUM_FRAMES and recipe["protocol"]["max_tokens"] == v1.MAX_TOKENS
         assert recipe["protocol"]["seeds"] == list(v1.SEEDS)
         assert recipe["source"]["train"] and recipe["source"]["options"]
-        for key in ("epochs", "batch_size", "lr", "warmup", "weight_decay", "grad_clip"):
+        # the train section is the method's release regime, every choice spelled out and sourced
+        for key in ("epochs", "batch_size", "lr", "warmup", "weight_decay", "grad_clip", "optimizer", "schedule",
+                    "decay", "loss_group", "augment", "select_metric", "select_ties", "betas", "eps"):
             assert key in recipe["train"], (name, key)
+        assert recipe["source"]["frames"] and recipe["source"]["regime"]
         # every option in the recipe is accepted by the method, and reaches its config
         m = _tiny(recipe["method"], **recipe["model"]["options"])
         assert m.config["options"] == recipe["model"]["options"]

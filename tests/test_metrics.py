@@ -9,14 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dvtr_bench.protocol.metrics import METRIC_KEYS, compute_metrics, evaluate
+from dvtr_bench.protocol.metrics import METRIC_KEYS, V2T_CONVENTIONS, compute_metrics, evaluate
 
 
 # ---------------------------------------------------------------------------------------------------------
 # A naive reference: for every query, sort the whole gallery with pessimistic tie-breaking (at equal score
 # the irrelevant items come first) and read the positions of the relevant items. Pure Python on purpose.
+# Video->text: "rank_captions" ranks every caption; "rank_clips" ranks the captioned clips, each standing
+# for its best caption in the column (one relevant item: the query clip itself).
 # ---------------------------------------------------------------------------------------------------------
-def naive_metrics(scores: np.ndarray, caption_to_clip: np.ndarray) -> dict[str, float]:
+def naive_metrics(scores: np.ndarray, caption_to_clip: np.ndarray, v2t: str = "rank_clips") -> dict[str, float]:
     s = scores.tolist()
     c2c = [int(c) for c in caption_to_clip]
     n_cap, n_clips = len(s), len(s[0])
@@ -36,7 +38,13 @@ def naive_metrics(scores: np.ndarray, caption_to_clip: np.ndarray) -> dict[str, 
         if not own:
             continue
         pos = positions([s[i][j] for i in range(n_cap)], own)
-        v2t_ranks.append(pos[0])
+        if v2t == "rank_captions":
+            v2t_ranks.append(pos[0])
+        else:
+            groups = sorted(set(c2c))
+            best = [max(s[i][j] for i in range(n_cap) if c2c[i] == g) for g in groups]
+            (r,) = positions(best, {groups.index(j)})
+            v2t_ranks.append(r)
         v2t_ap.append(sum((k + 1) / p for k, p in enumerate(pos)) / len(pos))
 
     out: dict[str, float] = {}
@@ -74,6 +82,7 @@ EX_C2C = np.array([0, 1, 0, 2])
 
 def test_hand_example_ranks() -> None:
     r = evaluate(EX_SCORES, EX_C2C)
+    assert r.v2t_convention == "rank_clips"
     # t2v: caption 1 ties with clip 2 -> rank 2; caption 3 ties with everything -> rank 3 (worst).
     assert r.t2v_ranks.tolist() == [1, 2, 1, 3]
     # v2t: clip 0 column [0.9, 0.2, 0.7, 0.4], own captions at positions 1, 2 -> rank 1, AP 1.
@@ -81,6 +90,8 @@ def test_hand_example_ranks() -> None:
     # captions score above 0.4 -> rank 3, AP 1/3.
     assert r.v2t_ranks.tolist() == [1, 1, 3]
     assert np.allclose(r.v2t_ap, [1.0, 1.0, 1 / 3])
+    # Here both conventions agree: clip 2's two rival captions belong to two different clips.
+    assert r.v2t_caption_ranks.tolist() == r.v2t_clip_ranks.tolist() == [1, 1, 3]
 
 
 def test_hand_example_metrics() -> None:
@@ -113,41 +124,81 @@ def test_hand_example_ap_with_interleaved_negatives() -> None:
     assert_same(compute_metrics(scores, c2c), naive_metrics(scores, c2c))
 
 
+# 5 captions x 3 clips (docs/protocol.md, "Worked example: the two video->text conventions"): a1, a2 belong
+# to clip A, b1, b2 to clip B, c1 to clip C.
+CONV_SCORES = np.array([
+    [0.9, 0.2, 0.9],   # a1
+    [0.6, 0.1, 0.8],   # a2
+    [0.3, 0.7, 0.3],   # b1
+    [0.2, 0.7, 0.2],   # b2
+    [0.4, 0.5, 0.5],   # c1
+])
+CONV_C2C = np.array([0, 0, 1, 1, 2])
+
+
+def test_hand_example_conventions() -> None:
+    r = evaluate(CONV_SCORES, CONV_C2C)
+    # t2v: a1 ties with C (pessimistic: 2), a2 is beaten by C (2), b1 and b2 win (1), c1 ties with B (2).
+    assert r.t2v_ranks.tolist() == [2, 2, 1, 1, 2]
+    # v2t, clip C's column (0.9, 0.8, 0.3, 0.2, 0.5): its caption c1 scores 0.5. Two captions of clip A
+    # score above it, so c1 is third among captions; as clips, only A (best caption 0.9) beats C, whose
+    # best caption is 0.5, while B's best caption here is 0.3: C is second among clips.
+    assert r.v2t_caption_ranks.tolist() == [1, 1, 3]
+    assert r.v2t_clip_ranks.tolist() == [1, 1, 2]
+    # B's two captions tie at 0.7 at the top of its column: an own-caption tie costs nothing.
+    assert np.allclose(r.v2t_ap, [1.0, 1.0, 1 / 3])
+    clips = compute_metrics(CONV_SCORES, CONV_C2C, v2t="rank_clips")
+    caps = compute_metrics(CONV_SCORES, CONV_C2C, v2t="rank_captions")
+    common = {"t2v_r1": 40.0, "t2v_r5": 100.0, "t2v_r10": 100.0, "t2v_medr": 2.0, "t2v_meanr": 1.6,
+              "t2v_map": 70.0, "v2t_r1": 200 / 3, "v2t_r5": 100.0, "v2t_r10": 100.0, "v2t_medr": 1.0,
+              "v2t_map": 100 * (1 + 1 + 1 / 3) / 3, "rsum": 40 + 200 + 200 / 3 + 200,
+              "mr": (40 + 200 + 200 / 3 + 200) / 6}
+    assert_same(clips, {**common, "v2t_meanr": 4 / 3})
+    assert_same(caps, {**common, "v2t_meanr": 5 / 3})
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Ties and degenerate scorers.
 # ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("v2t", V2T_CONVENTIONS)
 @pytest.mark.parametrize("n_clips", [1, 2, 7, 30])
-def test_constant_scorer_is_worst(n_clips: int) -> None:
+def test_constant_scorer_is_worst(n_clips: int, v2t: str) -> None:
     caps = 3
     c2c = np.repeat(np.arange(n_clips), caps)
     scores = np.zeros((c2c.size, n_clips), dtype=np.float32)
-    m = compute_metrics(scores, c2c)
+    m = compute_metrics(scores, c2c, v2t=v2t)
     assert m["t2v_medr"] == n_clips and m["t2v_meanr"] == n_clips
-    # v2t: every other clip's captions come first, so the best own caption sits at n_cap - caps + 1.
-    assert m["v2t_meanr"] == c2c.size - caps + 1
+    if v2t == "rank_captions":
+        # every other clip's captions come first, so the best own caption sits at n_cap - caps + 1
+        assert m["v2t_meanr"] == c2c.size - caps + 1
+    else:
+        # every other clip comes first: the last of n_clips
+        assert m["v2t_meanr"] == n_clips
     if n_clips == 1:
         assert m["t2v_r1"] == 100.0 and m["v2t_r1"] == 100.0
     else:
         assert m["t2v_r1"] == 0.0 and m["v2t_r1"] == 0.0
     if n_clips > 10:
         assert m["rsum"] == 0.0
-    assert_same(m, naive_metrics(scores, c2c))
+    assert_same(m, naive_metrics(scores, c2c, v2t))
 
 
-def test_perfect_scorer() -> None:
+@pytest.mark.parametrize("v2t", V2T_CONVENTIONS)
+def test_perfect_scorer(v2t: str) -> None:
     c2c = np.repeat(np.arange(20), 5)
     scores = (c2c[:, None] == np.arange(20)[None, :]).astype(np.float64)
-    m = compute_metrics(scores, c2c)
+    m = compute_metrics(scores, c2c, v2t=v2t)
     assert m["rsum"] == 600.0 and m["mr"] == 100.0
     assert m["t2v_map"] == 100.0 and m["v2t_map"] == 100.0
     assert m["t2v_medr"] == m["v2t_meanr"] == 1.0
 
 
-def test_v2t_own_ties_do_not_hurt() -> None:
+@pytest.mark.parametrize("v2t", V2T_CONVENTIONS)
+def test_v2t_own_ties_do_not_hurt(v2t: str) -> None:
     # Two own captions tied at the top of the column: the clip's rank is 1 and AP is 1.
     scores = np.array([[1.0, 0.0], [1.0, 0.0], [0.5, 0.9]])
     c2c = np.array([0, 0, 1])
-    r = evaluate(scores, c2c)
+    r = evaluate(scores, c2c, v2t=v2t)
     assert r.v2t_ranks[0] == 1 and r.v2t_ap[0] == 1.0
 
 
@@ -176,13 +227,14 @@ def _random_case(rng: np.random.Generator, n_clips: int, max_caps: int, kind: st
     return scores, c2c
 
 
+@pytest.mark.parametrize("v2t", V2T_CONVENTIONS)
 @pytest.mark.parametrize("kind", ["float", "float32", "int", "coarse"])
 @pytest.mark.parametrize("seed", range(6))
-def test_matches_naive(kind: str, seed: int) -> None:
+def test_matches_naive(kind: str, seed: int, v2t: str) -> None:
     rng = np.random.default_rng(seed)
     scores, c2c = _random_case(rng, n_clips=int(rng.integers(1, 25)), max_caps=int(rng.integers(1, 6)),
-                               kind=kind)
-    assert_same(compute_metrics(scores, c2c), naive_metrics(scores, c2c))
+                               kind=kind, allow_empty=seed % 2 == 1)
+    assert_same(compute_metrics(scores, c2c, v2t=v2t), naive_metrics(scores, c2c, v2t))
 
 
 def test_matches_naive_with_a_signal() -> None:
@@ -192,9 +244,10 @@ def test_matches_naive_with_a_signal() -> None:
     c2c = np.repeat(np.arange(n_clips), 4)
     scores = rng.standard_normal((c2c.size, n_clips)) * 0.7
     scores[np.arange(c2c.size), c2c] += 1.5
-    m = compute_metrics(scores, c2c)
-    assert 20 < m["t2v_r1"] < 100
-    assert_same(m, naive_metrics(scores, c2c))
+    for v2t in V2T_CONVENTIONS:
+        m = compute_metrics(scores, c2c, v2t=v2t)
+        assert 20 < m["t2v_r1"] < 100
+        assert_same(m, naive_metrics(scores, c2c, v2t))
 
 
 def test_chunk_sizes_agree() -> None:
@@ -205,7 +258,8 @@ def test_chunk_sizes_agree() -> None:
         r = evaluate(scores, c2c, chunk_size=chunk)
         assert r.metrics == ref.metrics
         assert np.array_equal(r.t2v_ranks, ref.t2v_ranks)
-        assert np.array_equal(r.v2t_ranks, ref.v2t_ranks)
+        assert np.array_equal(r.v2t_clip_ranks, ref.v2t_clip_ranks)
+        assert np.array_equal(r.v2t_caption_ranks, ref.v2t_caption_ranks)
 
 
 def test_uncaptioned_clips_are_distractors_only() -> None:
@@ -215,7 +269,10 @@ def test_uncaptioned_clips_are_distractors_only() -> None:
     assert r.n_uncaptioned_clips == 1
     assert r.v2t_clips.tolist() == [0, 1]
     assert r.t2v_ranks.tolist() == [2, 1]  # clip 2 still outranks clip 0 for caption 0
-    assert_same(r.metrics, naive_metrics(scores, c2c))
+    # and it is no video->text candidate: no caption stands for it
+    assert r.v2t_clip_ranks.tolist() == [1, 1]
+    for v2t in V2T_CONVENTIONS:
+        assert_same(evaluate(scores, c2c, v2t=v2t).metrics, naive_metrics(scores, c2c, v2t))
 
 
 def test_skewed_caption_counts() -> None:
@@ -224,7 +281,8 @@ def test_skewed_caption_counts() -> None:
     c2c = np.concatenate([np.zeros(15, dtype=int), np.arange(1, 12)])
     scores = rng.integers(0, 4, size=(c2c.size, 12)).astype(np.float64)
     for chunk in (1, 4, 100):
-        assert_same(compute_metrics(scores, c2c, chunk_size=chunk), naive_metrics(scores, c2c))
+        for v2t in V2T_CONVENTIONS:
+            assert_same(compute_metrics(scores, c2c, chunk_size=chunk, v2t=v2t), naive_metrics(scores, c2c, v2t))
 
 
 @settings(max_examples=60, deadline=None)
@@ -235,7 +293,8 @@ def test_property_matches_naive(data: st.DataObject) -> None:
     flat = data.draw(st.lists(st.integers(-3, 3), min_size=c2c.size * n_clips, max_size=c2c.size * n_clips))
     scores = np.array(flat, dtype=np.float64).reshape(c2c.size, n_clips) / 2
     chunk = data.draw(st.integers(1, c2c.size + 1), label="chunk")
-    assert_same(compute_metrics(scores, c2c, chunk_size=chunk), naive_metrics(scores, c2c))
+    v2t = data.draw(st.sampled_from(V2T_CONVENTIONS), label="v2t")
+    assert_same(compute_metrics(scores, c2c, chunk_size=chunk, v2t=v2t), naive_metrics(scores, c2c, v2t))
 
 
 def test_float32_is_not_upcast_and_memmap_works(tmp_path) -> None:
@@ -282,6 +341,8 @@ def test_bad_shapes_and_mapping() -> None:
         compute_metrics(np.zeros((0, 2)), np.zeros(0, dtype=int))
     with pytest.raises(ValueError, match="chunk_size"):
         compute_metrics(np.zeros((3, 2)), np.array([0, 1, 1]), chunk_size=0)
+    with pytest.raises(ValueError, match="rank_clips"):
+        compute_metrics(np.zeros((3, 2)), np.array([0, 1, 1]), v2t="best")
 
 
 def test_progress_is_reported() -> None:

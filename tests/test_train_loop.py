@@ -42,7 +42,10 @@ def test_loss_falls(ds, tmp_path):
     cfg = TrainConfig.from_dict({**FAST, "epochs": 4, "batch_size": 8})
     res = train(method, ds["train"], ds["validation"], tmp_path / "run", config=cfg, seed=0)
     losses = [h["loss"] for h in res.history]
-    assert len(losses) == 4 and res.steps == 8
+    # every caption every epoch: 16 clips x 2 captions = 32 pairs = 4 batches of 8 per epoch
+    assert len(losses) == 4 and res.steps == 16 and res.steps_per_epoch == [4, 4, 4, 4]
+    assert [h["steps_in_epoch"] for h in res.history] == [4, 4, 4, 4]
+    assert all(h["pairs"] == 32 and h["pairs_sitting_out"] == 0 for h in res.history)
     assert losses[-1] < losses[0] - 0.3, losses
     # selection is the best validation epoch, and best.pt holds those weights
     rsums = [h["val"]["rsum"] for h in res.history]
@@ -109,9 +112,44 @@ def test_resume_after_interruption_matches_uninterrupted_run(ds, tmp_path):
     assert rec_a["checkpoint_selection"] == "validation" and not rec_a["zero_shot"]
     assert rec_a["runs"][0]["best_epoch"] == wa["best_epoch"]
     assert rec_a["transductive"] is False
+    # every caption every epoch: 16 clips x 2 captions in batches of 8 = 4 steps per epoch, in the record
+    assert rec_a["training"] == {"regime": "uniform", "steps_per_epoch": 4, "total_steps": 8}
+    assert rec_a["protocol_version"] == "2" and rec_a["v2t_convention"] == "rank_clips"
+    assert info_b["seeds"][0]["steps_per_epoch"] == [4, 4]
     cost = rec_a["cost"]
     assert cost["parameters"] > 0 and cost["eval_clips_per_s"] > 0 and cost["train_time_s"] > 0
     assert cost["peak_memory_mb"] > 0 and cost["gflops_per_clip"] > 0
+
+
+@pytest.mark.parametrize("method", ["meanP", "xpool"])
+def test_release_regime_resumes_bit_for_bit(ds, tmp_path, method):
+    # meanP: fp16 BertAdam moments come back from the checkpoint as float32 and must be cast back exactly;
+    # xpool: HF AdamW and the crop/flip augmentation draws must replay after an interruption.
+    def run(out, progress=None):
+        return run_baseline(method, ds, out, seeds=[0], device="cpu", backbone="dvtr-tiny", pretrained=None,
+                            epochs=2, batch_size=8, regime="release", progress=progress,
+                            train_overrides={"lr": 1e-3, "backbone_lr": 1e-5, "num_workers": 0,
+                                             "eval_batch_size": 8})
+
+    a = run(tmp_path / "a")
+
+    def stop(ev):
+        if ev.task == "epochs" and ev.completed == 1:
+            raise Stop()
+
+    with pytest.raises(Stop):
+        run(tmp_path / "b", progress=stop)
+    b = run(tmp_path / "b")
+    assert a.parent.name == f"{method}-dvtr-tiny-release"
+    rec_a, rec_b = read_record(a), read_record(b)
+    assert rec_a["training"] == {"regime": "release", "steps_per_epoch": 4, "total_steps": 8}
+    assert rec_a["runs"][0]["scores"]["sha256"] == rec_b["runs"][0]["scores"]["sha256"]
+    wa = torch.load(a.parent / "seed0" / "last.pt", weights_only=False)
+    wb = torch.load(b.parent / "seed0" / "last.pt", weights_only=False)
+    for k in wa["model"]:
+        assert torch.equal(wa["model"][k], wb["model"][k]), k
+    assert json.loads((b.parent / "run.json").read_text())["seeds"][0]["resumed_from_epoch"] == 1
+    assert rec_a["config"]["train"]["regime"] == "release"
 
 
 def test_changed_configuration_refuses_to_resume(ds, tmp_path):

@@ -1,4 +1,4 @@
-"""`dvtr run-baseline`: train (or zero-shot) and evaluate a retrieval method under protocol v1."""
+"""`dvtr run-baseline`: train (or zero-shot) and evaluate a retrieval method under the protocol."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _parse_pretrained(value: str | None) -> object:
               help="Output folder; the run goes to OUT/<method>-<backbone>[-zeroshot]/.")
 @click.option("--zero-shot", is_flag=True, help="Do not train: evaluate the backbone's weights as they are.")
 @click.option("--seeds", callback=_parse_seeds, default=None, metavar="0,1,2",
-              help="Seeds to train (default: protocol v1's 0,1,2; 0 for --zero-shot).")
+              help="Seeds to train (default: the protocol's 0,1,2; 0 for --zero-shot).")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
               help="Device; under torchrun 'cuda' means each process's LOCAL_RANK GPU.")
 @click.option("--backbone", default=None, metavar="NAME",
@@ -52,13 +52,18 @@ def _parse_pretrained(value: str | None) -> object:
 @click.option("--config", "config", default=None, metavar="FILE|NAME",
               help="Recipe overlay JSON ({'model': {...}, 'train': {...}, 'per_method': {...}}), or the name of "
                    "one in baselines/ (e.g. demo).")
+@click.option("--regime", type=click.Choice(["uniform", "release"]), default="uniform", show_default=True,
+              help="uniform: one optimiser, learning-rate pair and step budget for every method (controlled "
+                   "comparisons); release: the method as its authors' code trains it (comparisons with papers). "
+                   "Recorded in the result; docs/protocol.md, 'Training regimes'.")
 @click.option("--no-resume", is_flag=True, help="Ignore existing checkpoints and train from scratch.")
 @click.option("--recipes", "recipe_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               metavar="DIR", help="A folder of your own recipes, searched before the shipped ones (repeatable; "
                                   "$DVTR_RECIPE_PATH works too).")
 def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seeds: list[int] | None, device: str,
                  backbone: str | None, pretrained: str | None, epochs: int | None, batch_size: int | None,
-                 workers: int | None, config: str | None, no_resume: bool, recipe_dirs: tuple[Path, ...]) -> None:
+                 workers: int | None, config: str | None, regime: str, no_resume: bool,
+                 recipe_dirs: tuple[Path, ...]) -> None:
     """Train METHOD on a dataset's train split, select the checkpoint on validation, evaluate on test.
 
     METHOD is a recipe name (known: {recipes}; or one in a --recipes folder) or the path of a recipe JSON. For each seed the test split's full (captions x clips) score matrix is saved, and
@@ -68,6 +73,7 @@ def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seed
     \b
     Examples:
       dvtr run-baseline meanP --dataset ds/ --out results/
+      dvtr run-baseline meanP --dataset ds/ --regime release --out results/
       dvtr run-baseline seqTransf --dataset ds/ --backbone dvtr-tiny --pretrained none \\
           --epochs 3 --seeds 0 --out results/
       dvtr run-baseline meanP --dataset ds/ --zero-shot --out results/
@@ -83,7 +89,7 @@ def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seed
             add_recipe_dir(d)
         return _run(method, dataset, out_dir, zero_shot=zero_shot, seeds=seeds, device=device, backbone=backbone,
                     pretrained=_parse_pretrained(pretrained), epochs=epochs, batch_size=batch_size, workers=workers,
-                    config=config, resume=not no_resume, progress=report)
+                    config=config, resume=not no_resume, progress=report, regime=regime)
 
     # Our own bars show progress; datasets' per-split tqdm lines would interleave with them.
     datasets.disable_progress_bars()
@@ -141,4 +147,8 @@ def _summary(record_path: Path) -> None:
         f"params {fmt(cost.get('parameters'), ',')}  GFLOPs/clip {fmt(cost.get('gflops_per_clip'), '.2f')}  "
         f"eval {fmt(cost.get('eval_clips_per_s'), '.1f')} clips/s  train {fmt(cost.get('train_time_s'), '.1f')} s/seed  "
         f"peak memory {fmt(cost.get('peak_memory_mb'), '.0f')} MB")
+    training = rec.get("training") or {}
+    if training.get("steps_per_epoch") is not None:
+        console.print(f"training: regime {training.get('regime') or 'n/a'}, {training['steps_per_epoch']} steps/epoch, "
+                      f"{training.get('total_steps', 'n/a')} steps in all; protocol {rec['protocol_version']}")
     console.print(f"record: {record_path}")

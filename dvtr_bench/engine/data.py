@@ -10,8 +10,8 @@ ones stream from the Parquet shards through the workers. ``frame_cache="auto"`` 
 
 from __future__ import annotations
 
+import functools
 import io
-import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -138,7 +138,7 @@ class FrameSource:
 
     def __init__(self, split: Any, spec: FrameSpec, num_workers: int = 0, cache: bool | str = "auto",
                  name: str = "split", progress: ProgressFn | None = None, decode_batch: int = 16,
-                 num_frames: int = NUM_FRAMES):
+                 num_frames: int = NUM_FRAMES, raw_only: bool = False):
         self.frames = ClipFrames(split, spec, name=name, num_frames=num_frames)
         self.num_frames = num_frames
         self.spec = spec
@@ -148,14 +148,14 @@ class FrameSource:
         prepared_bytes = 4 * n * num_frames * 3 * spec.image_size ** 2
         if cache in ("auto", True):
             raw_bytes = self._estimate_raw_bytes()
-            if prepared_bytes <= PREPARED_CACHE_BYTES:
+            if prepared_bytes <= PREPARED_CACHE_BYTES and not raw_only:
                 self.mode = "prepared"
             elif cache is True or (raw_bytes is not None and raw_bytes <= RAW_CACHE_BYTES):
                 self.mode = "raw"
             else:
                 self.mode = "stream"
         elif cache in ("prepared", "raw"):
-            self.mode = str(cache)
+            self.mode = "raw" if raw_only else str(cache)
         elif cache in (False, None, "stream", "none"):
             self.mode = "stream"
         else:
@@ -209,8 +209,16 @@ class FrameSource:
                 progress(Progress(task=f"decode {self.name}", completed=done, total=n))
         self._raw = out  # type: ignore[assignment]
 
-    def batches(self, batches: Sequence[Sequence[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield (indices, float frames [B, T, 3, S, S], mask [B, T]) for each batch of clip indices, in order."""
+    def batches(self, batches: Sequence[Sequence[int]], transform: Any = None,
+                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Yield (indices, float frames [B, T, 3, S, S], mask [B, T]) for each batch of clip indices, in order.
+
+        ``transform(raw_uint8 [t, H, W, 3], generator) -> float [t, 3, S, S]`` replaces the FrameSpec (training
+        augmentation); it needs a source built with ``raw_only=True`` (the prepared cache has no raw frames).
+        """
+        if transform is not None:
+            yield from self._transformed(batches, transform, generator)
+            return
         if self._prepared is not None:
             data, mask = self._prepared
             for b in batches:
@@ -225,9 +233,33 @@ class FrameSource:
             yield from make_loader(self.frames, batches, self.num_workers)
 
 
+    def _transformed(self, batches: Sequence[Sequence[int]], transform: Any,
+                     generator: torch.Generator | None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        if self._prepared is not None:
+            raise ValueError(f"{self.name}: a transform needs raw frames; build the FrameSource with raw_only=True")
+        if self._raw is not None:
+            clips: Iterator[tuple[list[int], list[torch.Tensor]]] = (
+                (list(b), [self._raw[i] for i in b]) for b in batches)
+        else:
+            raw_view = ClipFrames.__new__(ClipFrames)
+            raw_view.__dict__.update(self.frames.__dict__)
+            raw_view.raw = True
+            clips = ((idx.tolist(), raws) for idx, raws, _ in make_loader(raw_view, batches, self.num_workers))
+        for idx, raws in clips:
+            prepared = [pad_clip(transform(r, generator), self.num_frames) for r in raws]
+            yield (torch.as_tensor(idx, dtype=torch.long), torch.stack([p[0] for p in prepared]),
+                   torch.stack([p[1] for p in prepared]))
+
+
 @dataclass
 class Captions:
-    """The captions of a split, flattened: ``texts[k]`` belongs to clip ``caption_to_clip[k]``."""
+    """The captions of a split, flattened: ``texts[k]`` belongs to clip ``caption_to_clip[k]``.
+
+    Every clip of the split is kept, in split order, including a clip without captions: the protocol makes it
+    a text->video distractor (it is scored against every caption, it is no video->text query, and training
+    never draws it). A caption that is empty, only whitespace or not a string is an annotation problem and
+    raises an :class:`~dvtr_bench.errors.InputError` naming the clip and the caption; it is never dropped.
+    """
 
     texts: list[str]
     caption_to_clip: np.ndarray
@@ -246,9 +278,15 @@ class Captions:
         owner: list[int] = []
         offsets = [0]
         for c, lst in enumerate(caps):
-            lst = [t for t in (lst or []) if isinstance(t, str) and t.strip()]
-            if not lst:
-                raise InputError("clip has no captions", file=name, record=clip_ids[c])
+            lst = list(lst or [])
+            for k, t in enumerate(lst):
+                if not isinstance(t, str) or not t.strip():
+                    what = ("is not a string" if not isinstance(t, str) else
+                            "is empty" if not t else "is only whitespace")
+                    raise InputError(
+                        f"caption {k + 1} of {len(lst)} {what}: an annotation problem. Fix or remove it in the "
+                        "annotations and rebuild the dataset (`dvtr annotations validate` lists such captions "
+                        "as empty_caption)", file=name, record=clip_ids[c])
             texts.extend(lst)
             owner.extend([c] * len(lst))
             offsets.append(len(texts))
@@ -260,23 +298,70 @@ class Captions:
     def n_clips(self) -> int:
         return len(self.clip_ids)
 
+    @property
+    def n_uncaptioned(self) -> int:
+        """Clips without any caption (text->video distractors only)."""
+        return int(np.count_nonzero(np.diff(self.offsets) == 0))
+
+    @functools.cached_property
+    def text_ids(self) -> np.ndarray:
+        """One integer per caption; equal exactly when the two texts are equal up to case and whitespace."""
+        ids: dict[str, int] = {}
+        return np.asarray([ids.setdefault(caption_key(t), len(ids)) for t in self.texts], dtype=np.int64)
+
     def caption_ids(self) -> list[str]:
         """Stable caption ids "<clip_id>#<k>" (k = position in the clip's caption list)."""
         return [f"{self.clip_ids[c]}#{k - self.offsets[c]}" for k, c in enumerate(self.caption_to_clip)]
 
 
-def epoch_plan(captions: Captions, seed: int, epoch: int, batch_size: int,
-               drop_last: bool = True) -> list[list[tuple[int, int]]]:
+def caption_key(text: str) -> str:
+    """What makes two captions "the same text" for batching: case and runs of whitespace are ignored."""
+    return " ".join(text.casefold().split())
+
+
+def epoch_plan(captions: Captions, seed: int, epoch: int, batch_size: int) -> list[list[tuple[int, int]]]:
     """Training order for one epoch: batches of (clip index, caption index into ``captions.texts``).
 
-    Each clip appears once per epoch with one caption drawn at random (CLIP4Clip's default). The order and
-    the draws depend only on (seed, epoch), so a resumed run replays exactly the epochs it missed.
+    Every (caption, clip) pair of the split is visited once per epoch, as the CLIP4Clip, X-Pool and MSAM
+    releases do (their loaders iterate sentence-level pairs), in a random order that depends only on
+    (seed, epoch) -- a resumed run replays exactly the epochs it missed. Unlike the releases' plain shuffles,
+    a batch never holds two captions of one clip, nor two identical caption texts (:func:`caption_key`) of
+    different clips: either would put a positive among the InfoNCE negatives.
+
+    Batches are filled greedily in shuffled order; a pair that would break the rule waits for the next batch
+    with room for it. The pairs left when no full batch can be made any more (fewer than ``batch_size``, plus
+    any that cannot be placed) sit this epoch out, like the releases' ``drop_last``. Clips without captions are
+    never drawn.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     g = np.random.default_rng([int(seed), int(epoch), 0x64767472])
-    n = captions.n_clips
-    order = g.permutation(n)
-    counts = np.diff(captions.offsets)
-    pick = captions.offsets[:-1] + (g.random(n) * counts).astype(np.int64)
-    pairs = [(int(c), int(pick[c])) for c in order]
-    nb = len(pairs) // batch_size if drop_last else math.ceil(len(pairs) / batch_size)
-    return [pairs[b * batch_size:(b + 1) * batch_size] for b in range(nb)]
+    owner = captions.caption_to_clip.tolist()
+    key = captions.text_ids.tolist()
+    stream = iter(g.permutation(len(owner)).tolist())
+    batches: list[list[tuple[int, int]]] = []
+    carry: list[int] = []
+    exhausted = False
+    while True:
+        batch: list[int] = []
+        clips: set[int] = set()
+        texts: set[int] = set()
+        waiting: list[int] = []
+        pending = iter(carry)  # pairs that waited get the first chance, then the shuffled stream
+        while len(batch) < batch_size:
+            k = next(pending, None)
+            if k is None and not exhausted:
+                k = next(stream, None)
+                exhausted = k is None
+            if k is None:
+                break
+            if owner[k] in clips or key[k] in texts:
+                waiting.append(k)
+            else:
+                batch.append(k)
+                clips.add(owner[k])
+                texts.add(key[k])
+        carry = waiting + list(pending)
+        if len(batch) < batch_size:
+            return batches
+        batches.append([(owner[k], k) for k in batch])

@@ -1,6 +1,6 @@
 """The evaluation runner: a frozen method + one dataset split -> full score matrix, metrics, cost figures.
 
-Protocol v1: every caption of the split is scored against every clip of the split. Captions and clips are
+The protocol: every caption of the split is scored against every clip of the split. Captions and clips are
 encoded in blocks (sharded over processes under torch.distributed and gathered), the (captions x clips)
 matrix is scored block by block by the method itself (``RetrievalMethod.score_all``: free blocks for a
 protocol-compliant method, the release's fixed caption blocks for a transductive one), and the metrics come
@@ -105,7 +105,7 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
              source: Any = None, captions: Any = None, tokens: torch.Tensor | None = None,
              autocast: bool = False, clip_digests: dict[str, str] | None = None,
              progress: ProgressFn | None = None) -> EvalResult:
-    """Evaluate a frozen ``method`` on one split under protocol v1.
+    """Evaluate a frozen ``method`` on one split under the protocol.
 
     ``split`` is a ``datasets.Dataset`` with the clip columns (``frames``, ``captions``, ``clip_id``).
     ``source``/``captions``/``tokens`` may be passed in to reuse frames already decoded (the trainer evaluates

@@ -43,6 +43,7 @@ class SeedOutcome:
     best_val: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from_epoch: int | None = None
+    steps_per_epoch: list[int] = field(default_factory=list)
 
 
 def _slug(s: str) -> str:
@@ -52,17 +53,23 @@ def _slug(s: str) -> str:
 def resolve_recipe(method: str | Path | dict[str, Any], config: str | Path | dict[str, Any] | None = None,
                    backbone: str | None = None, pretrained: Any = ..., epochs: int | None = None,
                    batch_size: int | None = None, workers: int | None = None,
-                   train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The baseline recipe with the config overlay's and the options' overrides applied (options win)."""
+                   train_overrides: dict[str, Any] | None = None, regime: str | None = None) -> dict[str, Any]:
+    """The baseline recipe under ``regime``, then the config overlay's and the options' overrides (options win).
+
+    ``regime``: ``"uniform"`` (the default, :data:`dvtr_bench.engine.regimes.DEFAULT_REGIME`) or ``"release"``
+    (the recipe's own train section); see :func:`dvtr_bench.engine.regimes.apply_regime`.
+    """
+    from dvtr_bench.engine.regimes import DEFAULT_REGIME, apply_regime
     from dvtr_bench.models.registry import load_recipe
 
     if config is not None and not isinstance(config, dict):
         path = Path(config)
         if path.suffix == ".json" and not path.is_file():
             raise InputError("config file not found", file=path)
-    # The config is an overlay in the models' recipe format: "model"/"train" sections plus optional
-    # "per_method": {method: {...}} (baselines/demo.json is one).
-    recipe = load_recipe(method, overlay=config)
+    # The regime sets the train section first; the config is an overlay in the models' recipe format
+    # ("model"/"train" sections plus optional "per_method": {method: {...}}; baselines/demo.json is one).
+    recipe = apply_regime(load_recipe(method), regime or DEFAULT_REGIME)
+    recipe = load_recipe(recipe, overlay=config)
     recipe.setdefault("model", {})
     recipe.setdefault("train", {})
     if backbone is not None:
@@ -112,12 +119,14 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
                  pretrained: Any = ..., epochs: int | None = None, batch_size: int | None = None,
                  workers: int | None = None, config: str | Path | dict[str, Any] | None = None,
                  train_overrides: dict[str, Any] | None = None, resume: bool = True,
-                 progress: ProgressFn | None = None) -> Path:
-    """Train (unless ``zero_shot``) and evaluate a baseline under protocol v1; return the result record's path.
+                 progress: ProgressFn | None = None, regime: str | None = None) -> Path:
+    """Train (unless ``zero_shot``) and evaluate a baseline under the protocol; return the result record's path.
 
     ``method``: a name from ``baselines/`` (``meanP``, ``seqTransf``, ``xpool``, ``msam``, ...), a recipe JSON
     path or a recipe dict. ``dataset``: a dvtr dataset folder, a Hub repo id or a ``datasets.DatasetDict``.
-    ``seeds`` default to protocol v1's (0, 1, 2) for trained runs and (0,) for zero-shot runs (nothing random).
+    ``seeds`` default to the protocol's (0, 1, 2) for trained runs and (0,) for zero-shot runs (nothing random).
+    ``regime``: ``"uniform"`` (default) or ``"release"``; it is recorded, and a release run goes to its own
+    folder (``<method>-<backbone>-release``) so the two never resume each other.
     Launched by torchrun, every process must call this; rank 0 writes the files, all ranks return the path.
     """
     from dvtr_bench.models import create_method
@@ -126,7 +135,8 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
     from dvtr_bench.engine import distributed as D
     from dvtr_bench.engine.trainer import TrainConfig, seed_everything, train
 
-    recipe = resolve_recipe(method, config, backbone, pretrained, epochs, batch_size, workers, train_overrides)
+    recipe = resolve_recipe(method, config, backbone, pretrained, epochs, batch_size, workers, train_overrides,
+                            regime=regime)
     tcfg = TrainConfig.from_dict(recipe["train"])
     if seeds is None:
         seeds = (0,) if zero_shot else v1.SEEDS
@@ -149,7 +159,8 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
 
     bb = recipe["model"].get("backbone")
     pt = recipe["model"].get("pretrained", ...)
-    run_name = _slug(f"{recipe['method']}-{bb or 'default'}" + ("-zeroshot" if zero_shot else ""))
+    suffix = "-zeroshot" if zero_shot else ("-release" if tcfg.regime == "release" else "")
+    run_name = _slug(f"{recipe['method']}-{bb or 'default'}{suffix}")
     run_dir = Path(out) / run_name
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -186,7 +197,8 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
             eval_clips_per_s=res.clips_per_s, eval_seconds=res.seconds, peak_memory_mb=res.peak_memory_mb,
             memory_kind=res.memory_kind, train_seconds=tr.train_seconds if tr else 0.0,
             best_epoch=tr.best_epoch if tr else None, best_val=tr.best_val if tr else {},
-            history=tr.history if tr else [], resumed_from_epoch=tr.resumed_from_epoch if tr else None))
+            history=tr.history if tr else [], resumed_from_epoch=tr.resumed_from_epoch if tr else None,
+            steps_per_epoch=tr.steps_per_epoch if tr else []))
         report("seeds", completed=si + 1, total=len(seeds),
                info={"seed": seed, "test rsum": res.metrics.get("rsum", float("nan"))})
 
@@ -212,8 +224,18 @@ def _write_run_json(path: Path, recipe: dict[str, Any], tcfg: Any, outcomes: lis
                       "train_seconds": o.train_seconds, "eval_seconds": o.eval_seconds,
                       "eval_clips_per_s": o.eval_clips_per_s, "peak_memory_mb": o.peak_memory_mb,
                       "memory_kind": o.memory_kind, "resumed_from_epoch": o.resumed_from_epoch,
-                      "history": o.history} for o in outcomes]}
+                      "steps_per_epoch": o.steps_per_epoch, "history": o.history} for o in outcomes]}
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _training_info(tcfg: Any, outcomes: list[SeedOutcome], zero_shot: bool) -> dict[str, Any]:
+    """The record's ``training`` section: regime and optimiser steps per epoch (one number when constant)."""
+    if zero_shot:
+        return {"regime": None, "steps_per_epoch": None}
+    counts = {n for o in outcomes for n in o.steps_per_epoch}
+    per_epoch: Any = counts.pop() if len(counts) == 1 else list(outcomes[0].steps_per_epoch)
+    return {"regime": getattr(tcfg, "regime", None), "steps_per_epoch": per_epoch,
+            "total_steps": int(sum(outcomes[0].steps_per_epoch))}
 
 
 def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, test_digests: dict[str, str], dataset_arg: Any,
@@ -252,6 +274,7 @@ def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, test_digests: d
         score_files={o.seed: o.scores_path for o in outcomes}, record_path=record_path,
         transductive=bool(getattr(method, "transductive", False)), zero_shot=zero_shot,
         checkpoint_selection="none" if zero_shot else "validation", cost=cost, run_info=run_info,
+        training=_training_info(tcfg, outcomes, zero_shot),
         extra={"world_size": world, "wall_time_s": wall_s,
                "eval_time_s": float(np.mean([o.eval_seconds for o in outcomes])), "per_seed": [{"seed": o.seed, "train_time_s": o.train_seconds,
                                                   "eval_clips_per_s": o.eval_clips_per_s,

@@ -1,13 +1,14 @@
 """The trainer: fine-tune a retrieval method on a split, select the checkpoint on validation only.
 
-One optimisation step = one global batch of clips, each with one caption drawn for this epoch (CLIP4Clip).
+An epoch visits every (caption, clip) pair of the train split once, as the releases do; one optimisation step
+is one global batch of pairs in which no clip and no caption text appears twice (:func:`epoch_plan`).
 Under torch.distributed the global batch is split over the ranks, embeddings are all-gathered (with gradient
 for the local part) and every rank computes the loss of the whole global batch, so N processes follow the
 same trajectory as one process holding the whole batch (up to float reduction order and dropout draws).
 
 Resuming: ``last.pt`` is written after every epoch with model, optimiser, scheduler, scaler and RNG states,
-the epoch, the best validation score and the history. Data order, caption draws and dropout depend only on
-(seed, epoch), so a run stopped after epoch k and re-run reaches the same weights as an uninterrupted one.
+the epoch, the best validation score and the history. Data order and dropout depend only on (seed, epoch), so
+a run stopped after epoch k and re-run reaches the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -35,25 +36,34 @@ from dvtr_bench.engine.optim import build_optimizer, build_scheduler
 
 @dataclass
 class TrainConfig:
-    """Training options; defaults are CLIP4Clip's MSR-VTT recipe. A recipe's "train" section overrides them."""
+    """Training options. The defaults are the ``uniform`` regime (:data:`dvtr_bench.engine.regimes.UNIFORM`);
+    a recipe's "train" section (the ``release`` regime of its method) or the uniform one overrides them."""
 
+    regime: str = "uniform"               # "release" or "uniform" (recorded; docs/protocol.md, "Training regimes")
     epochs: int = 5
-    batch_size: int = 128                 # global batch (summed over processes)
+    batch_size: int = 128                 # global batch of (caption, clip) pairs, summed over processes
     lr: float = 1e-4                      # new modules
-    backbone_lr: float = 1e-7             # pretrained backbone (CLIP4Clip: lr x coef_lr 1e-3)
+    backbone_lr: float = 1e-6             # pretrained backbone
+    optimizer: str = "adamw"              # adamw | bertadam | hf_adamw (dvtr_bench.engine.optim)
+    fp16_backbone: bool = False           # bertadam: update CLIP's convert_weights parameters in fp16
     weight_decay: float = 0.2
+    decay: str = "matrices"               # which parameters are decayed: matrices | no_decay_bias | all
     warmup: float = 0.1                   # fraction of optimiser steps with linear warmup
+    schedule: str = "warmup_cosine"       # warmup_cosine (transformers, X-Pool) | bert_warmup_cosine (CLIP4Clip)
     grad_clip: float = 1.0                # max global grad norm; 0 disables
+    param_clip: float = 0.0               # bertadam: max grad norm of each parameter on its own; 0 disables
     accum_steps: int = 1                  # micro-batches per optimiser step
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
+    loss_group: int | None = None         # pairs per InfoNCE loss (None: the whole global batch)
+    augment: str = "none"                 # none | xpool (RandomResizedCrop 0.5-1 + horizontal flip)
     amp: bool | None = None               # mixed precision; None = on for CUDA, off on CPU
     eval_batch_size: int = 32
     text_batch_size: int = 256
     num_workers: int = 2
     frame_cache: bool | str = "auto"
     select_metric: str = "rsum"           # validation metric that picks the checkpoint (higher is better)
-    schedule: str = "warmup_cosine"       # the only schedule CLIP4Clip, X-Pool and MSAM use
+    select_ties: str = "earlier"          # on an equal score keep the earlier epoch, or take the "later" one
 
     KNOWN_ALIASES = {"warmup_proportion": "warmup", "max_grad_norm": "grad_clip", "batch": "batch_size",
                      "gradient_accumulation_steps": "accum_steps", "workers": "num_workers"}
@@ -79,6 +89,9 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
+        from dvtr_bench.engine.optim import DECAY_RULES, OPTIMIZERS, SCHEDULES
+        from dvtr_bench.engine.regimes import REGIMES
+
         for name in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "text_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
@@ -86,8 +99,16 @@ class TrainConfig:
             raise ConfigError(f"num_workers must be >= 0 (got {self.num_workers})")
         if not 0.0 <= self.warmup < 1.0:
             raise ConfigError(f"warmup must be a fraction in [0, 1) (got {self.warmup})")
-        if self.schedule != "warmup_cosine":
-            raise ConfigError(f"schedule {self.schedule!r} is not supported (warmup_cosine)")
+        for name, value, known in (("regime", self.regime, REGIMES), ("optimizer", self.optimizer, OPTIMIZERS),
+                                   ("decay", self.decay, DECAY_RULES), ("schedule", self.schedule, tuple(SCHEDULES)),
+                                   ("augment", self.augment, ("none", "xpool")),
+                                   ("select_ties", self.select_ties, ("earlier", "later"))):
+            if value not in known:
+                raise ConfigError(f"{name} {value!r} is not supported (known: {', '.join(known)})")
+        if self.fp16_backbone and self.optimizer != "bertadam":
+            raise ConfigError("fp16_backbone needs optimizer bertadam (the CLIP4Clip/MSAM release update)")
+        if self.loss_group is not None and int(self.loss_group) < 1:
+            raise ConfigError(f"loss_group must be >= 1 or null (got {self.loss_group})")
         if self.lr <= 0 or self.backbone_lr < 0:
             raise ConfigError(f"learning rates must be positive (lr={self.lr}, backbone_lr={self.backbone_lr})")
 
@@ -106,27 +127,41 @@ class TrainResult:
     best_path: Path
     resumed_from_epoch: int | None = None
     steps: int = 0
+    steps_per_epoch: list[int] = field(default_factory=list)   # optimiser steps of every epoch of the plan
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _Step(nn.Module):
     """One training forward: encode the local batch, gather across ranks, the method's loss on the global batch.
 
+    With ``loss_group`` the global batch is cut into consecutive groups of that many pairs and the loss is the
+    mean of the groups' losses: what a release that computes its loss on each device's share of the batch and
+    averages gradients over devices optimises (CLIP4Clip's tightTransf: 32 pairs on each of 4 GPUs).
+
     A module of its own so that DistributedDataParallel wraps the whole computation (DDP only synchronises
     gradients of computations that go through the wrapped module's forward).
     """
 
-    def __init__(self, method: nn.Module, world_size: int):
+    def __init__(self, method: nn.Module, world_size: int, loss_group: int | None = None):
         super().__init__()
         self.method = method
         self.world_size = world_size
+        self.loss_group = loss_group
 
     def forward(self, tokens: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         text = self.method.encode_text(tokens)
         video = self.method.encode_video(frames, mask)
         text = D.gather_embedding(text, with_grad=True)
         video = D.gather_embedding(video, with_grad=True)
-        return self.method.loss(text, video)
+        n = int(next(iter(text.values())).shape[0])
+        g = self.loss_group
+        if not g or g >= n:
+            return self.method.loss(text, video)
+        from dvtr_bench.models.base import slice_embedding
+
+        outs = [self.method.loss(slice_embedding(text, s, s + g), slice_embedding(video, s, s + g))
+                for s in range(0, n, g)]
+        return {k: torch.stack([o[k] for o in outs]).mean() for k in outs[0]}
 
 
 def seed_everything(seed: int) -> None:
@@ -172,32 +207,48 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
     method.to(device)
     tr_caps = Captions.from_split(train_split, name="train")
     va_caps = Captions.from_split(val_split, name="validation")
-    n_train = tr_caps.n_clips
+    n_train = tr_caps.n_clips - tr_caps.n_uncaptioned  # a clip without captions is never drawn
+    if n_train == 0:
+        raise ConfigError("the train split has no captioned clip: nothing to train on")
+    # A batch holds distinct clips, so it cannot be larger than the number of captioned clips.
     batch = min(config.batch_size, n_train)
     if batch < world:
         raise ConfigError(f"global batch {batch} is smaller than the number of processes ({world})")
     per_rank = batch // world
     batch = per_rank * world
-    micro_per_epoch = n_train // batch
-    steps_per_epoch = math.ceil(micro_per_epoch / config.accum_steps)
-    total_steps = steps_per_epoch * config.epochs
+    # The plans are cheap to draw and fix the schedule's length, so every epoch's step count is known first.
+    micro_per_epoch = [len(epoch_plan(tr_caps, seed, e, batch)) for e in range(config.epochs)]
+    steps_per_epoch = [math.ceil(m / config.accum_steps) for m in micro_per_epoch]
+    total_steps = sum(steps_per_epoch)
+    if total_steps == 0:
+        raise ConfigError(f"no full batch of {batch} pairs with distinct clips and distinct caption texts can be "
+                          "formed from the train split; use a smaller --batch-size")
 
     tr_tokens = method.tokenize(tr_caps.texts)
     va_tokens = method.tokenize(va_caps.texts)
     sources = sources if sources is not None else {}
     for name, split in (("train", train_split), ("validation", val_split)):
         src = sources.get(name)
-        if src is None or src.spec != method.frame_spec or len(src) != len(split):
+        # Augmentation crops the stored frames before the FrameSpec, so it needs them undecoded-from-spec.
+        raw = name == "train" and config.augment != "none"
+        if (src is None or src.spec != method.frame_spec or len(src) != len(split)
+                or (raw and src.mode == "prepared")):
             sources[name] = FrameSource(split, method.frame_spec, num_workers=config.num_workers,
-                                        cache=config.frame_cache, name=name,
+                                        cache=config.frame_cache, name=name, raw_only=raw,
                                         progress=progress if is_main else None)
     tr_src, va_src = sources["train"], sources["validation"]
 
     optimizer = build_optimizer(method, config.lr, config.backbone_lr, config.weight_decay, config.betas,
-                                config.eps)
-    scheduler = build_scheduler(optimizer, total_steps, config.warmup)
+                                config.eps, optimizer=config.optimizer, decay=config.decay,
+                                fp16_backbone=config.fp16_backbone, param_clip=config.param_clip)
+    scheduler = build_scheduler(optimizer, total_steps, config.warmup, config.schedule)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    step_module: nn.Module = _Step(method, world)
+    step_module: nn.Module = _Step(method, world, config.loss_group)
+    augment = None
+    if config.augment == "xpool":
+        from dvtr_bench.engine.augment import XPoolTrainAugment
+
+        augment = XPoolTrainAugment(method.frame_spec)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -228,7 +279,8 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         if progress is not None and is_main:
             progress(Progress(task=task, **kw))
 
-    report("epochs", completed=start_epoch, total=config.epochs)
+    report("epochs", completed=start_epoch, total=config.epochs,
+           info={"steps/epoch": steps_per_epoch[0], "pairs": len(tr_caps.texts), "batch": batch})
     for epoch in range(start_epoch, config.epochs):
         t_epoch = time.perf_counter()
         torch.manual_seed(_epoch_seed(seed, epoch, rank))
@@ -238,7 +290,9 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         clip_batches = [[c for c, _ in b] for b in local]
         losses: list[float] = []
         optimizer.zero_grad(set_to_none=True)
-        for i, (_, frames, mask) in enumerate(tr_src.batches(clip_batches)):
+        # Augmentation draws come from their own generator, a function of (seed, epoch, rank), so resuming replays them.
+        aug_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch, rank) ^ 0xA06) if augment else None
+        for i, (_, frames, mask) in enumerate(tr_src.batches(clip_batches, transform=augment, generator=aug_gen)):
             cap_idx = torch.as_tensor([k for _, k in local[i]], dtype=torch.long)
             tokens = tr_tokens[cap_idx].to(device)
             frames = frames.to(device, non_blocking=True)
@@ -264,6 +318,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
+                _clamp_logit_scale(method)
                 global_step += 1
             report("train", completed=i + 1, total=len(local),
                    info={"epoch": f"{epoch + 1}/{config.epochs}", "loss": float(np.mean(losses[-10:]))})
@@ -277,10 +332,13 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
             raise ConfigError(f"select_metric {config.select_metric!r} is not a metric "
                               f"(have {sorted(val.metrics)})")
         score = float(val.metrics[config.select_metric])
-        improved = score > best_score
+        # CLIP4Clip and MSAM keep the later epoch on a tie (best_score <= R1); X-Pool the earlier one.
+        improved = score > best_score or (config.select_ties == "later" and score == best_score)
         entry = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                  "lr": [g["lr"] for g in optimizer.param_groups], "train_seconds": epoch_train_s,
-                 "steps": global_step, "val": val.metrics, "selected": improved}
+                 "steps": global_step, "steps_in_epoch": steps_per_epoch[epoch], "batch": batch,
+                 "pairs": len(tr_caps.texts), "pairs_sitting_out": len(tr_caps.texts) - len(plan) * batch,
+                 "val": val.metrics, "selected": improved}
         history.append(entry)
         if improved:
             best_score, best_epoch, best_val = score, epoch, dict(val.metrics)
@@ -308,7 +366,24 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
     method.load_state_dict(state["model"])
     method.eval()
     return TrainResult(best_epoch=best_epoch, best_val=best_val, history=history, train_seconds=train_seconds,
-                       best_path=best_path, resumed_from_epoch=resumed, steps=global_step)
+                       best_path=best_path, resumed_from_epoch=resumed, steps=global_step,
+                       steps_per_epoch=steps_per_epoch)
+
+
+def _clamp_logit_scale(method: nn.Module) -> None:
+    """After each step, clamp CLIP's logit scale at ln 100, as CLIP4Clip, X-Pool and MSAM do.
+
+    Every method also clamps it in its forward pass; clamping the parameter as well keeps it where the releases
+    keep it (OpenAI's weights start exactly at ln 100, so without this the first steps would push it above,
+    where the forward clamp passes no gradient).
+    """
+    from dvtr_bench.models.base import LOGIT_SCALE_MAX
+
+    backbone = getattr(method, "backbone", None)
+    scale = getattr(getattr(backbone, "model", None), "logit_scale", None)
+    if isinstance(scale, torch.Tensor) and scale.requires_grad:
+        with torch.no_grad():
+            scale.clamp_(max=LOGIT_SCALE_MAX)
 
 
 def _gather_rng(world: int) -> Any:

@@ -186,9 +186,11 @@ class RetrievalMethod(nn.Module):
     def param_groups(self) -> list[dict[str, Any]]:
         """Trainable parameters as ``[{"group": "backbone"|"new", "decay": bool, "names": [...], "params": [...]}]``.
 
-        The trainer gives "backbone" groups the backbone learning rate and "new" groups the method's learning rate,
-        and applies weight decay only where ``decay`` is True: biases, norm weights, scalars such as the logit
-        scale and gates (``ndim < 2``) are not decayed, as in CLIP4Clip and X-Pool. Empty groups are left out.
+        The trainer gives "backbone" groups the backbone learning rate and "new" groups the method's learning rate.
+        Under the uniform regime weight decay applies where ``decay`` is True: biases, norm weights, scalars such as
+        the logit scale and gates (``ndim < 2``) are not decayed (open_clip's training rule). The releases group
+        otherwise -- CLIP4Clip exempts only names containing "bias", X-Pool decays everything -- and the release
+        regime regroups by name (``dvtr_bench.engine.optim``). Empty groups are left out.
         """
         buckets: dict[tuple[str, bool], tuple[list[str], list[nn.Parameter]]] = {}
         for pname, p in self.named_parameters():

@@ -1,8 +1,9 @@
-"""Protocol v1 as plain code: the specification every other layer follows.
+"""The protocol as plain code: the specification every other layer follows.
 
 Modules (imported on demand, so ``import dvtr_bench.protocol`` stays cheap):
 
 - ``v1``           constants: frames, frame size, token length, seeds, metric set, splits, ranking key
+- ``v2``           the current protocol version (protocol 1 with video->text ranking clips) and its convention
 - ``metrics``      ``compute_metrics(scores, caption_to_clip)`` / ``evaluate(...)``: the only metric code
 - ``scores``       ``save_scores`` / ``load_scores``: deterministic ``.npz`` score matrices, bound to their split
 - ``fingerprint``  ``dataset_fingerprint(ds["test"])``: sha256 of a split's clips, captions and frame bytes

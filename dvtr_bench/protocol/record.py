@@ -1,7 +1,9 @@
 """Result records: one JSON file per (method configuration, dataset, protocol) evaluation.
 
 The format is ``result_record.schema.json`` next to this module (JSON Schema 2020-12, ``schema_version``
-1); docs/protocol.md describes every field. A record's metrics come only from the metrics engine:
+1); docs/protocol.md describes every field. New records are written under the current protocol
+(:mod:`dvtr_bench.protocol.v2`); protocol 1 records are still read, validated and recomputed with protocol 1's
+video->text convention. A record's metrics come only from the metrics engine:
 :func:`build_record` loads the saved score matrices, checks their sha256 and runs
 :func:`dvtr_bench.protocol.metrics.evaluate` on them; there is no way to pass numbers in. The leaderboard
 (``dvtr leaderboard --verify``) recomputes them the same way.
@@ -38,7 +40,7 @@ import numpy as np
 
 from dvtr_bench.errors import InputError
 from dvtr_bench.progress import Progress, ProgressFn
-from dvtr_bench.protocol import v1
+from dvtr_bench.protocol import v1, v2
 from dvtr_bench.protocol.metrics import METRIC_KEYS, RECALL_KEYS, evaluate
 from dvtr_bench.protocol.scores import ScoreFile, load_scores
 from dvtr_bench.provenance import config_hash, git_commit, hardware, package_versions
@@ -47,7 +49,8 @@ if TYPE_CHECKING:
     from dvtr_bench.protocol.binding import TestSplit
 
 SCHEMA_VERSION = 1
-KNOWN_PROTOCOLS = (v1.VERSION,)
+KNOWN_PROTOCOLS = (v1.VERSION, v2.VERSION)
+REGIMES = ("release", "uniform")
 CHECKPOINT_SELECTIONS = ("validation", "last_epoch", "none")
 # Recomputed values must match stored ones to this relative tolerance (JSON round-trips floats exactly;
 # the slack only absorbs a different summation order of the mean over seeds).
@@ -108,7 +111,8 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
                  reranking: Optional[str] = None, run_info: Optional[Mapping[int, Mapping[str, Any]]] = None,
                  notes: Optional[str] = None, extra: Optional[Mapping[str, Any]] = None,
                  created_at: Optional[str] = None, chunk_size: Optional[int] = None,
-                 progress: Optional[ProgressFn] = None) -> dict[str, Any]:
+                 progress: Optional[ProgressFn] = None,
+                 training: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """Assemble a result record whose metrics are computed here, from the saved score files.
 
     Args:
@@ -132,6 +136,9 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
         notes / extra: free text / free-form dict.
         created_at: ISO 8601 UTC time; now by default.
         chunk_size / progress: passed to the metrics engine (progress task ``"metrics"``).
+        training: ``{"regime": "release" | "uniform" | None, "steps_per_epoch": int | [int, ...] | None}``
+            (+ optional ``"total_steps"``): how the method was trained. None (zero-shot, or scores from
+            elsewhere) records both as null.
 
     Returns:
         The record dict, already validated.
@@ -181,7 +188,8 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
                                   info={"seed": _seed}))
 
         try:
-            result = evaluate(sf.scores, sf.caption_to_clip, chunk_size=chunk_size, progress=_relay)
+            result = evaluate(sf.scores, sf.caption_to_clip, chunk_size=chunk_size, progress=_relay,
+                              v2t=v2.V2T_CONVENTION)
         except ValueError as exc:
             raise InputError(str(exc), file=path) from exc
         n_uncaptioned = result.n_uncaptioned_clips
@@ -227,7 +235,8 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
     config_dict = json.loads(json.dumps(config, default=str))
     rec: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "protocol_version": v1.VERSION,
+        "protocol_version": v2.VERSION,
+        "v2t_convention": v2.V2T_CONVENTION,
         "dataset": ds,
         "method": method,
         "config": config_dict,
@@ -244,6 +253,7 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
         "cost": cost_out,
         "dvtr_version": __version__,
         "created_at": created_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "training": _training_section(training),
     }
     if notes is not None:
         rec["notes"] = notes
@@ -278,6 +288,18 @@ def validate_record(rec: Any) -> list[str]:
     if rec["protocol_version"] not in KNOWN_PROTOCOLS:
         problems.append(f"protocol_version: {rec['protocol_version']!r} is not known to this dvtr "
                         f"(known: {', '.join(KNOWN_PROTOCOLS)})")
+    else:
+        # The convention is fixed by the version: a table grouped by version then never mixes conventions.
+        want = v2.V2T_BY_VERSION[rec["protocol_version"]]
+        got = rec.get("v2t_convention", v2.V2T_BY_VERSION[v1.VERSION])
+        if got != want:
+            problems.append(f"v2t_convention: protocol {rec['protocol_version']} ranks video->text by {want!r}, "
+                            f"the record says {got!r}")
+        if rec["protocol_version"] != v1.VERSION and "training" not in rec:
+            problems.append(f"training: required from protocol {v2.VERSION} on (regime and steps per epoch)")
+    training = rec.get("training")
+    if isinstance(training, dict) and rec["zero_shot"] and training.get("regime") is not None:
+        problems.append("training.regime: must be null for a zero-shot record (nothing was trained)")
     run_seeds = [r["seed"] for r in rec["runs"]]
     if sorted(run_seeds) != sorted(rec["seeds"]) or len(set(run_seeds)) != len(run_seeds):
         problems.append(f"seeds: {rec['seeds']} do not match the runs' seeds {run_seeds}")
@@ -535,7 +557,7 @@ def verify_record(rec: Mapping[str, Any], record_path: str | os.PathLike[str], c
 
             problems.extend(("dataset", f"{where}: {p}") for p in check_against_split(sf, reference))
         try:
-            result = evaluate(sf.scores, sf.caption_to_clip, chunk_size=chunk_size)
+            result = evaluate(sf.scores, sf.caption_to_clip, chunk_size=chunk_size, v2t=v2t_convention(rec))
         except ValueError as exc:
             problems.append(("verify", f"{where}: {exc}"))
             continue
@@ -565,6 +587,18 @@ def recompute_metrics(rec: Mapping[str, Any], record_path: str | os.PathLike[str
                       chunk_size: Optional[int] = None) -> list[str]:
     """Every problem :func:`verify_record` finds, as sentences (empty = verified)."""
     return [text for _, text in verify_record(rec, record_path, chunk_size=chunk_size).problems]
+
+
+def v2t_convention(rec: Mapping[str, Any]) -> str:
+    """The video->text convention a record's metrics were computed with (fixed by its protocol version)."""
+    return v2.V2T_BY_VERSION.get(str(rec.get("protocol_version")), v2.V2T_CONVENTION)
+
+
+def _training_section(training: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"regime": None, "steps_per_epoch": None}
+    if training:
+        out.update(json.loads(json.dumps(dict(training), default=str)))
+    return out
 
 
 def _metric_consistency(m: Mapping[str, float], where: str) -> list[str]:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from dvtr_bench.cli import cli
 from dvtr_bench.leaderboard import collect
-from dvtr_bench.leaderboard.gallery import _align, plan_gallery, render_gallery, t2v_top, v2t_top
+from dvtr_bench.leaderboard.gallery import _align, plan_gallery, render_gallery, t2v_top, v2t_top, v2t_top_clips
 from dvtr_bench.protocol.metrics import evaluate
 from dvtr_bench.protocol.scores import load_scores, save_scores
 
@@ -29,7 +29,7 @@ def test_shown_positions_agree_with_protocol_ranks_even_with_ties():
         n_cap, n_clip = 15, 6
         c2c = np.concatenate([np.arange(n_clip), rng.integers(0, n_clip, n_cap - n_clip)])
         scores = rng.integers(0, 3, (n_cap, n_clip)).astype(np.float32)    # many ties on purpose
-        res = evaluate(scores, c2c)
+        res = evaluate(scores, c2c, v2t="rank_captions")
         for i in range(n_cap):
             order = t2v_top(scores[i], int(c2c[i]), top=n_clip)
             assert order.index(int(c2c[i])) + 1 == res.t2v_ranks[i]
@@ -37,6 +37,12 @@ def test_shown_positions_agree_with_protocol_ranks_even_with_ties():
             own = c2c == j
             order = v2t_top(scores[:, j], own, top=n_cap)
             assert next(p for p, k in enumerate(order) if own[k]) + 1 == rank
+        # protocol 2: clips ranked by their best caption; the shown list is one best caption per clip
+        res = evaluate(scores, c2c, v2t="rank_clips")
+        for j, rank in zip(res.v2t_clips, res.v2t_ranks):
+            order = v2t_top_clips(scores[:, j], c2c, int(j), top=n_clip)
+            assert len({int(c2c[k]) for k in order}) == len(order)
+            assert [int(c2c[k]) for k in order].index(int(j)) + 1 == rank
 
 
 def test_rows_and_columns_are_aligned_by_ids(tmp_path):

@@ -34,7 +34,7 @@ import numpy as np
 from dvtr_bench.errors import InputError
 from dvtr_bench.leaderboard.collect import Entry, Group
 from dvtr_bench.protocol.metrics import evaluate
-from dvtr_bench.protocol.record import score_path
+from dvtr_bench.protocol.record import score_path, v2t_convention
 from dvtr_bench.protocol.scores import ScoreFile, load_scores
 
 DEFAULT_CAPTIONS = 12
@@ -52,8 +52,9 @@ class MethodScores:
     seed: int
     scores: np.ndarray           # [n_captions, n_clips]
     t2v_ranks: np.ndarray        # [n_captions], pessimistic
-    v2t_ranks: dict[int, int]    # clip -> rank of its best own caption (captioned clips only)
+    v2t_ranks: dict[int, int]    # clip -> its video->text rank under ``v2t`` (captioned clips only)
     metrics: dict[str, float]
+    v2t: str = "rank_clips"      # the video->text convention of the record's protocol version
 
 
 @dataclass
@@ -92,9 +93,26 @@ def t2v_top(row: np.ndarray, correct: int, top: int = TOP) -> list[int]:
 
 
 def v2t_top(col: np.ndarray, own: np.ndarray, top: int = TOP) -> list[int]:
-    """The ``top`` best captions of one clip's score column, its own captions after the others they tie with."""
+    """The ``top`` best captions of one clip's score column, its own captions after the others they tie with
+    (protocol 1's ``rank_captions``: the clip's rank is that of its best own caption among all captions)."""
     order = np.lexsort((np.arange(col.shape[0]), own, -np.asarray(col, dtype=np.float64)))
     return [int(i) for i in order[:top]]
+
+
+def v2t_top_clips(col: np.ndarray, caption_to_clip: np.ndarray, clip: int, top: int = TOP) -> list[int]:
+    """Protocol 2's ``rank_clips``: each clip stands in the ranking by its best caption; returns the best caption of
+    each of the ``top`` best clips, the queried clip after the clips it ties with (pessimistic, as its rank)."""
+    col = np.asarray(col, dtype=np.float64)
+    c2c = np.asarray(caption_to_clip)
+    best: dict[int, int] = {}
+    for i in np.lexsort((np.arange(col.shape[0]), -col)):     # best caption first, then caption order
+        best.setdefault(int(c2c[i]), int(i))
+    clips = sorted(best, key=lambda g: (-col[best[g]], g == clip, best[g]))
+    return [best[g] for g in clips[:top]]
+
+
+_V2T_TITLE = {"rank_clips": "rank of this clip among clips, each by its best caption",
+              "rank_captions": "rank of its best own caption among all captions"}
 
 
 def _label(e: Entry) -> str:
@@ -146,11 +164,12 @@ def load_group_scores(group: Group) -> tuple[ScoreFile | None, list[MethodScores
             continue
         if ref is None:
             ref = sf
-        res = evaluate(scores, ref.caption_to_clip)
+        v2t = v2t_convention(e.record)
+        res = evaluate(scores, ref.caption_to_clip, v2t=v2t)
         methods.append(MethodScores(label=_label(e), record_path=e.path, seed=int(run["seed"]), scores=scores,
                                     t2v_ranks=res.t2v_ranks,
                                     v2t_ranks={int(c): int(r) for c, r in zip(res.v2t_clips, res.v2t_ranks)},
-                                    metrics=res.metrics))
+                                    metrics=res.metrics, v2t=v2t))
     return ref, methods, left_out
 
 
@@ -301,17 +320,18 @@ def render_gallery(plan: GalleryPlan, strips: Mapping[str, bytes], strip_frames:
         own_list = "".join(f"<li>{esc(plan.caption_texts[int(k)])}</li>" for k in np.flatnonzero(own_mask))
         rows = []
         for m in plan.methods:
-            top = v2t_top(m.scores[:, j], own_mask, plan.top)
+            top = (v2t_top_clips(m.scores[:, j], plan.caption_to_clip, j, plan.top) if m.v2t == "rank_clips"
+                   else v2t_top(m.scores[:, j], own_mask, plan.top))
             rank = m.v2t_ranks.get(j)
             cells = "".join(
                 f'<td><div class="cap{" own" if own_mask[k] else ""}">{"✓ " if own_mask[k] else ""}'
                 f'{esc(plan.caption_texts[k])}</div><div class="sc">{m.scores[k, j]:.3f}</div></td>' for k in top)
             rows.append(f'<tr><td class="m">{esc(m.label)}</td><td class="r {_rank_class(rank or n_cap, plan.top)}" '
-                        f'title="rank of its best own caption">#{rank}</td>{cells}</tr>')
+                        f'title="{_V2T_TITLE[m.v2t]}">#{rank}</td>{cells}</tr>')
         v2t_items.append(
             f'<div class="item v2t" data-clip="{esc(plan.clip_ids[j])}"><h3>clip <code>{esc(plan.clip_ids[j])}'
             f'</code></h3><div class="truth">{thumb(j, False, big=True)}<div>its captions:<ul class="owncaps">'
-            f'{own_list}</ul></div></div><table class="cmp"><tr><th></th><th>rank of best own</th>{head_cols}</tr>'
+            f'{own_list}</ul></div></div><table class="cmp"><tr><th></th><th>rank</th>{head_cols}</tr>'
             f'{"".join(rows)}</table></div>')
 
     left = ""
@@ -325,7 +345,8 @@ def render_gallery(plan: GalleryPlan, strips: Mapping[str, bytes], strip_frames:
 <h1>{esc(plan.title)}: what each method retrieves</h1>
 <p class="meta">Test split fingerprint <code>{esc(plan.fingerprint[:16])}</code>: {len(plan.clip_ids)} clips,
 {n_cap} captions. Every ranking below is read from the records' saved score matrices (nothing re-run); ranks follow
-protocol v1 (ties counted against the method). Captions: {len(plan.sampled)} drawn at random (seed {plan.seed}) and
+the records' protocol (ties counted against the method; video→text under protocol 2 ranks clips, each shown by
+its best caption). Captions: {len(plan.sampled)} drawn at random (seed {plan.seed}) and
 the {len(plan.hardest)} hardest (worst mean rank of the correct clip over the methods). Green frame / ✓: the correct
 clip or an own caption. Hover a picture to play its frames.</p>
 <table class="methods"><tr><th>method</th><th>record</th><th>seed</th><th>T2V R@1</th><th>T2V R@5</th>

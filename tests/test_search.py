@@ -33,7 +33,7 @@ def exhaustive_ranking(model, dataset_dir: Path, split: str, query: str) -> tupl
     """Every clip of ``split`` scored by the method itself (what the evaluation runner does), best first."""
     from dvtr_bench.engine.data import Captions, FrameSource
     from dvtr_bench.engine.evaluate import encode_clips
-    from dvtr_bench.search.frames import open_dataset
+    from dvtr_bench.dataset.hub import open_dataset
 
     m = model.method
     ds = open_dataset(dataset_dir)[split]

@@ -43,7 +43,8 @@ def gallery(results: tuple[Path, ...], dataset: str, out_dir: Path, n_captions: 
     from dvtr_bench.leaderboard import DEFAULT_RESULTS, collect
     from dvtr_bench.leaderboard.gallery import gallery_index, plan_gallery, write_gallery
     from dvtr_bench.protocol.fingerprint import dataset_fingerprint
-    from dvtr_bench.search.frames import STRIP_FRAME_SIZE, STRIP_FRAMES, DatasetFrames, open_dataset
+    from dvtr_bench.dataset.hub import open_dataset
+    from dvtr_bench.search.frames import STRIP_FRAME_SIZE, STRIP_FRAMES, DatasetFrames
 
     import datasets
 

@@ -278,3 +278,13 @@ def push_to_hub(dataset_dir: str | Path, repo_id: str, private: bool = False, to
         raise DvtrError(f"pushing {d} to the Hub repo {repo_id} failed ({type(exc).__name__}: {reason}); the "
                         "dataset folder is complete: push it again later") from None
     return str(getattr(res, "commit_url", res))
+
+
+def open_dataset(path_or_repo_id: str | os.PathLike) -> Any:
+    """:func:`load_dataset` for the commands: a folder that cannot be loaded is an :class:`InputError` naming it."""
+    try:
+        return load_dataset(str(path_or_repo_id))
+    except InputError:
+        raise
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(f"cannot load the dataset: {exc}", file=str(path_or_repo_id)) from exc

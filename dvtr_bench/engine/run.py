@@ -87,14 +87,9 @@ def resolve_recipe(method: str | Path | dict[str, Any], config: str | Path | dic
 def _load(dataset: Any) -> Any:
     if not isinstance(dataset, (str, Path)):
         return dataset
-    from dvtr_bench.dataset.hub import load_dataset
+    from dvtr_bench.dataset.hub import open_dataset
 
-    try:
-        return load_dataset(str(dataset))
-    except InputError:
-        raise
-    except (FileNotFoundError, ValueError) as exc:
-        raise InputError(f"cannot load the dataset: {exc}", file=str(dataset)) from exc
+    return open_dataset(dataset)
 
 
 def _dataset_name(dataset: Any) -> str:

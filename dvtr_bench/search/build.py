@@ -138,7 +138,7 @@ def build_index(source: str | Path, out: str | Path, model: LoadedModel, *, spli
     Raises:
         InputError: unusable source (no frames, no videos, nothing could be cut), bad split names.
     """
-    from dvtr_bench.search.frames import open_dataset
+    from dvtr_bench.dataset.hub import open_dataset
 
     t_start = time.perf_counter()
     out = Path(out)

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from dvtr_bench.dataset.hub import open_dataset
 from dvtr_bench.errors import InputError
 
 STRIP_FRAMES = 6
@@ -205,15 +206,3 @@ class DatasetFrames:
     def strips(self, clip_ids: Iterable[str], n: int = STRIP_FRAMES) -> dict[str, bytes]:
         """``{clip_id: thumbnail strip}`` for the given clips."""
         return {cid: thumbnail_strip(self.frames(cid), n) for cid in dict.fromkeys(clip_ids)}
-
-
-def open_dataset(path_or_repo_id: str | Path) -> Any:
-    """``load_dataset`` with the errors a user can act on (the folder, and what is wrong with it)."""
-    from dvtr_bench.dataset.hub import load_dataset
-
-    try:
-        return load_dataset(str(path_or_repo_id))
-    except InputError:
-        raise
-    except (FileNotFoundError, ValueError) as exc:
-        raise InputError(f"cannot load the dataset: {exc}", file=str(path_or_repo_id)) from None

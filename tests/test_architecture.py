@@ -24,18 +24,20 @@ ALLOWED: dict[str, set[str]] = {
     "video": {"protocol"},
     "synth": {"protocol", "annotations", "video"},
     "dataset": {"protocol", "annotations", "video"},
-    "models": {"protocol"},
-    "engine": {"protocol", "models", "dataset", "annotations", "video"},
-    "search": {"protocol", "models", "dataset", "annotations", "video", "engine"},
-    "testing": {"protocol", "annotations", "video", "synth", "dataset", "models", "engine", "leaderboard", "search"},
-    "commands": {"protocol", "annotations", "video", "synth", "dataset", "models", "engine", "leaderboard", "search",
-                 "root"},
+    "text": {"protocol"},
+    "models": {"protocol", "text"},
+    "engine": {"protocol", "text", "models", "dataset", "annotations", "video"},
+    "search": {"protocol", "text", "models", "dataset", "annotations", "video", "engine"},
+    "testing": {"protocol", "text", "annotations", "video", "synth", "dataset", "models", "engine", "leaderboard",
+                "search"},
+    "commands": {"protocol", "text", "annotations", "video", "synth", "dataset", "models", "engine", "leaderboard",
+                 "search", "root"},
     "cli": {"commands"},
     "__main__": {"cli"},
     # The package root is the public facade (``dvtr_bench.load_dataset``); nothing inside the package imports it.
     "root": {"dataset"},
 }
-TORCH_FREE = FOUNDATION | {"protocol", "leaderboard", "annotations", "video", "synth", "dataset"}
+TORCH_FREE = FOUNDATION | {"protocol", "text", "leaderboard", "annotations", "video", "synth", "dataset"}
 TORCH_MODULES = {"torch", "torchvision", "open_clip"}
 
 

@@ -60,15 +60,15 @@ def _shard(n: int, rank: int, world: int) -> range:
 
 
 @torch.no_grad()
-def encode_captions(method: Any, tokens: torch.Tensor, device: torch.device, batch_size: int,
+def encode_captions(method: Any, tokens: Any, device: torch.device, batch_size: int,
                     progress: ProgressFn | None = None, task: str = "encode text") -> dict[str, torch.Tensor]:
     """Encode pre-tokenized captions in blocks; the embedding stays on ``device``."""
-    from dvtr_bench.models.base import concat_embeddings
+    from dvtr_bench.models.base import concat_embeddings, select_text, text_len, text_to
 
     parts = []
-    n = tokens.shape[0]
+    n = text_len(tokens)
     for s in range(0, n, batch_size):
-        parts.append(method.encode_text(tokens[s:s + batch_size].to(device)))
+        parts.append(method.encode_text(text_to(select_text(tokens, slice(s, s + batch_size)), device)))
         if progress is not None:
             progress(Progress(task=task, completed=min(n, s + batch_size), total=n))
     if not parts:
@@ -102,7 +102,7 @@ def encode_clips(method: Any, source: Any, indices: range | list[int], device: t
 def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", split_name: str = "test",
              batch_size: int = 32, text_batch_size: int = 256, score_block: int = 1024, num_workers: int = 0,
              frame_cache: bool | str = "auto", scores_path: str | Path | None = None,
-             source: Any = None, captions: Any = None, tokens: torch.Tensor | None = None,
+             source: Any = None, captions: Any = None, tokens: Any = None,
              autocast: bool = False, clip_digests: dict[str, str] | None = None,
              progress: ProgressFn | None = None) -> EvalResult:
     """Evaluate a frozen ``method`` on one split under the protocol.
@@ -118,6 +118,7 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
     from dvtr_bench.protocol.metrics import compute_metrics
     from dvtr_bench.engine import distributed as D
     from dvtr_bench.engine.data import Captions, FrameSource
+    from dvtr_bench.models.base import select_text
 
     device = torch.device(device)
     rank, world = D.world()
@@ -136,7 +137,7 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
 
     t_shard = _shard(len(captions.texts), rank, world)
     v_shard = _shard(captions.n_clips, rank, world)
-    text = encode_captions(method, tokens[t_shard.start:t_shard.stop], device, text_batch_size,
+    text = encode_captions(method, select_text(tokens, slice(t_shard.start, t_shard.stop)), device, text_batch_size,
                            progress=progress, task=f"{split_name} text")
     tv = time.perf_counter()
     video = encode_clips(method, source, v_shard, device, batch_size, progress=progress,

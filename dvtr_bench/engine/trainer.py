@@ -32,6 +32,8 @@ from dvtr_bench.engine import checkpoint as ckpt
 from dvtr_bench.engine import distributed as D
 from dvtr_bench.engine.data import Captions, FrameSource, epoch_plan
 from dvtr_bench.engine.optim import build_optimizer, build_scheduler
+from dvtr_bench.models.base import select_text, text_to
+from dvtr_bench.text import CaptionCorpus
 
 
 @dataclass
@@ -148,7 +150,7 @@ class _Step(nn.Module):
         self.world_size = world_size
         self.loss_group = loss_group
 
-    def forward(self, tokens: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, tokens: Any, frames: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         text = self.method.encode_text(tokens)
         video = self.method.encode_video(frames, mask)
         text = D.gather_embedding(text, with_grad=True)
@@ -204,9 +206,14 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
     is_main = rank == 0
     amp = (device.type == "cuda") if config.amp is None else bool(config.amp and device.type == "cuda")
 
-    method.to(device)
     tr_caps = Captions.from_split(train_split, name="train")
     va_caps = Captions.from_split(val_split, name="validation")
+    # The caption-corpus hook runs before the move to the device and the optimiser: a method may create buffers
+    # and modules from the training captions there.
+    corpus = CaptionCorpus(tuple(tr_caps.texts), tr_caps.caption_to_clip, tuple(tr_caps.clip_ids),
+                           fingerprint=getattr(train_split, "_fingerprint", None))
+    method.prepare_text(corpus)
+    method.to(device)
     n_train = tr_caps.n_clips - tr_caps.n_uncaptioned  # a clip without captions is never drawn
     if n_train == 0:
         raise ConfigError("the train split has no captioned clip: nothing to train on")
@@ -224,7 +231,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         raise ConfigError(f"no full batch of {batch} pairs with distinct clips and distinct caption texts can be "
                           "formed from the train split; use a smaller --batch-size")
 
-    tr_tokens = method.tokenize(tr_caps.texts)
+    tr_tokens = method.tokenize_corpus(corpus)
     va_tokens = method.tokenize(va_caps.texts)
     sources = sources if sources is not None else {}
     for name, split in (("train", train_split), ("validation", val_split)):
@@ -294,7 +301,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         aug_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch, rank) ^ 0xA06) if augment else None
         for i, (_, frames, mask) in enumerate(tr_src.batches(clip_batches, transform=augment, generator=aug_gen)):
             cap_idx = torch.as_tensor([k for _, k in local[i]], dtype=torch.long)
-            tokens = tr_tokens[cap_idx].to(device)
+            tokens = text_to(select_text(tr_tokens, cap_idx), device)
             frames = frames.to(device, non_blocking=True)
             mask = mask.to(device)
             last_micro = (i + 1) % config.accum_steps == 0 or i + 1 == len(local)

@@ -2,7 +2,14 @@
 
 The trainer, the evaluation runner and the protocol only ever talk to a :class:`RetrievalMethod`:
 
-* ``tokenize(captions)`` -> ``LongTensor[B, MAX_TOKENS]`` (protocol v1: 32 tokens incl. start/end).
+* ``tokenize(captions)`` -> :data:`TextInputs`: ``LongTensor[B, MAX_TOKENS]`` (protocol v1: 32 tokens incl.
+  start/end), or a dict of batch-first tensors holding those tokens and whatever else the method derives from the
+  caption text (part-of-speech weights, phrase tokens); the engine only slices rows and moves them to a device.
+* ``prepare_text(corpus)`` (optional): called once by the trainer, before the optimiser is built, with the training
+  captions (:class:`~dvtr_bench.text.CaptionCorpus`), for methods that build vocabularies or caption-caption
+  priors from them; ``tokenize_corpus(corpus)`` tokenises those captions (row ``k`` = caption ``k``; a method may
+  add per-row inputs such as the row index). Whatever a trained model needs at evaluation must live in its state
+  dict, so a saved checkpoint evaluates without the corpus.
 * ``encode_text(tokens)`` / ``encode_video(frames, frame_mask)`` -> :data:`Embedding`, a dict of tensors that are
   all batch-first, so blocks of embeddings can be concatenated along dim 0 or all-gathered across processes
   without knowing what is inside.
@@ -31,7 +38,7 @@ center-crop to ``image_size`` x ``image_size``, scale to [0, 1] and normalise wi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
 
 import numpy as np
 import torch
@@ -40,8 +47,14 @@ from torch import nn
 
 from dvtr_bench.protocol import v1
 
+if TYPE_CHECKING:
+    from dvtr_bench.text import CaptionCorpus
+
 Embedding = dict[str, torch.Tensor]
 """What ``encode_text`` / ``encode_video`` return: named tensors, every one batch-first."""
+
+TextInputs = Union[torch.Tensor, dict[str, torch.Tensor]]
+"""What ``tokenize`` returns: a token tensor, or named batch-first tensors (see the module docstring)."""
 
 LOGIT_SCALE_MAX = float(np.log(100.0))  # CLIP, CLIP4Clip and X-Pool clamp exp(logit_scale) at 100
 
@@ -149,9 +162,29 @@ class RetrievalMethod(nn.Module):
     def image_size(self) -> int:
         return self.frame_spec.image_size
 
-    def tokenize(self, captions: list[str]) -> torch.Tensor:
-        """Captions -> ``LongTensor[B, MAX_TOKENS]`` (truncated to protocol v1's 32 tokens, end token kept)."""
+    def tokenize(self, captions: list[str]) -> TextInputs:
+        """Captions -> ``LongTensor[B, MAX_TOKENS]`` (truncated to protocol v1's 32 tokens, end token kept).
+
+        A method that reads more from the text returns a dict of batch-first tensors instead; ``encode_text``
+        receives exactly what this returns (rows selected, moved to the device).
+        """
         return self.backbone.tokenize(captions)
+
+    # ---- the caption-corpus hook (methods that learn from the caption text itself) -----------------------
+    def prepare_text(self, corpus: "CaptionCorpus") -> None:
+        """Receive the training captions once, before the optimiser is built. Default: nothing to prepare.
+
+        A method may build vocabularies or priors here (and new modules whose size they fix). What evaluation
+        needs must be registered as buffers or module state, so that a checkpoint evaluates without the corpus.
+        """
+
+    def tokenize_corpus(self, corpus: "CaptionCorpus") -> TextInputs:
+        """The training captions' inputs, row ``k`` = ``corpus.texts[k]``. Default: :meth:`tokenize`.
+
+        Training batches select rows of this, so a method may add per-row tensors (e.g. the row index, to look up
+        caption-caption priors computed in :meth:`prepare_text`) that ``tokenize`` cannot know.
+        """
+        return self.tokenize(list(corpus.texts))
 
     # ---- the interface -------------------------------------------------------------------------------------
     def encode_text(self, tokens: torch.Tensor) -> Embedding:
@@ -229,6 +262,25 @@ class RetrievalMethod(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, transductive={self.transductive}"
+
+
+def select_text(inputs: TextInputs, index: torch.Tensor | slice) -> TextInputs:
+    """Rows ``index`` of a method's text inputs (a token tensor or a dict of batch-first tensors)."""
+    if isinstance(inputs, dict):
+        return {k: v[index] for k, v in inputs.items()}
+    return inputs[index]
+
+
+def text_to(inputs: TextInputs, device: torch.device | str) -> TextInputs:
+    """Text inputs moved to ``device``."""
+    if isinstance(inputs, dict):
+        return {k: v.to(device) for k, v in inputs.items()}
+    return inputs.to(device)
+
+
+def text_len(inputs: TextInputs) -> int:
+    """Number of captions in text inputs."""
+    return _batch_len(inputs) if isinstance(inputs, dict) else int(inputs.shape[0])
 
 
 def slice_embedding(emb: Embedding, start: int, stop: int) -> Embedding:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from dvtr_bench.models.base import text_to
 from dvtr_bench.protocol import v1
 
 
@@ -42,7 +43,7 @@ def cost_breakdown(method, num_frames: int | None = None) -> dict[str, float]:
         s = method.image_size
         frames = torch.zeros(1, n, 3, s, s, device=p.device, dtype=p.dtype)
         mask = torch.ones(1, n, dtype=torch.bool, device=p.device)
-        tokens = method.tokenize(["a drone flies over a river next to a road"]).to(p.device)
+        tokens = text_to(method.tokenize(["a drone flies over a river next to a road"]), p.device)
         fv, video = _flops(lambda: method.encode_video(frames, mask))
         ft, text = _flops(lambda: method.encode_text(tokens))
         fp, _ = _flops(lambda: method.score(text, video))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dvtr_bench.errors import InputError
+from dvtr_bench.models.base import text_to
 from dvtr_bench.search.index import VectorIndex
 from dvtr_bench.search.model import LoadedModel, check_same_model, describe, load_identity, scoring_note
 
@@ -112,7 +113,7 @@ class Searcher:
         """The query's method embedding and its index vector ``[1, D]``."""
         m = self.model.method
         with torch.no_grad():
-            emb = m.encode_text(m.tokenize([query]).to(self.device))
+            emb = m.encode_text(text_to(m.tokenize([query]), self.device))
             vec = m.text_vector(emb).float().cpu().numpy()
         return emb, vec
 

@@ -49,9 +49,12 @@ def _parse_pretrained(value: str | None) -> object:
               help="Override the recipe's global training batch (summed over processes).")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Data-loader worker processes (default 2).")
-@click.option("--config", "config", default=None, metavar="FILE|NAME",
+@click.option("--config", "config", multiple=True, metavar="FILE|NAME",
               help="Recipe overlay JSON ({'model': {...}, 'train': {...}, 'per_method': {...}}), or the name of "
-                   "one in baselines/ (e.g. demo).")
+                   "one in baselines/ (e.g. demo); repeatable, applied in order. An unknown key is an error.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override one recipe value after the overlays, e.g. --set train.lr=1e-5 or "
+                   "--set model.options.dropout=0.1 (VALUE is read as JSON, else as a string); repeatable.")
 @click.option("--regime", type=click.Choice(["uniform", "release"]), default="uniform", show_default=True,
               help="uniform: one optimiser, learning-rate pair and step budget for every method (controlled "
                    "comparisons); release: the method as its authors' code trains it (comparisons with papers). "
@@ -62,7 +65,7 @@ def _parse_pretrained(value: str | None) -> object:
                                   "$DVTR_RECIPE_PATH works too).")
 def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seeds: list[int] | None, device: str,
                  backbone: str | None, pretrained: str | None, epochs: int | None, batch_size: int | None,
-                 workers: int | None, config: str | None, regime: str, no_resume: bool,
+                 workers: int | None, config: tuple[str, ...], sets: tuple[str, ...], regime: str, no_resume: bool,
                  recipe_dirs: tuple[Path, ...]) -> None:
     """Train METHOD on a dataset's train split, select the checkpoint on validation, evaluate on test.
 
@@ -89,7 +92,7 @@ def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seed
             add_recipe_dir(d)
         return _run(method, dataset, out_dir, zero_shot=zero_shot, seeds=seeds, device=device, backbone=backbone,
                     pretrained=_parse_pretrained(pretrained), epochs=epochs, batch_size=batch_size, workers=workers,
-                    config=config, resume=not no_resume, progress=report, regime=regime)
+                    config=list(config) or None, sets=sets, resume=not no_resume, progress=report, regime=regime)
 
     # Our own bars show progress; datasets' per-split tqdm lines would interleave with them.
     datasets.disable_progress_bars()

@@ -50,26 +50,47 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", s).strip("_") or "run"
 
 
-def resolve_recipe(method: str | Path | dict[str, Any], config: str | Path | dict[str, Any] | None = None,
+ConfigArg = Any  # an overlay name, a JSON path or a dict, or a list of them (applied in order)
+
+
+def resolve_recipe(method: str | Path | dict[str, Any], config: ConfigArg | None = None,
                    backbone: str | None = None, pretrained: Any = ..., epochs: int | None = None,
                    batch_size: int | None = None, workers: int | None = None,
-                   train_overrides: dict[str, Any] | None = None, regime: str | None = None) -> dict[str, Any]:
-    """The baseline recipe under ``regime``, then the config overlay's and the options' overrides (options win).
+                   train_overrides: dict[str, Any] | None = None, regime: str | None = None,
+                   sets: Sequence[str] = ()) -> dict[str, Any]:
+    """The baseline recipe under ``regime``, then each config overlay in order, the ``sets`` (``"train.lr=1e-5"``,
+    in order), and the options' overrides (options win).
 
     ``regime``: ``"uniform"`` (the default, :data:`dvtr_bench.engine.regimes.DEFAULT_REGIME`) or ``"release"``
-    (the recipe's own train section); see :func:`dvtr_bench.engine.regimes.apply_regime`.
+    (the recipe's own train section); see :func:`dvtr_bench.engine.regimes.apply_regime`. Every key of every
+    layer is checked: an unknown one is a :class:`ConfigError` naming its file (or ``--set``) and the closest
+    known key. The returned recipe's ``train`` section holds the resolved training options (aliases and
+    ``coef_lr`` resolved, defaults filled in): the values the trainer uses.
     """
     from dvtr_bench.engine.regimes import DEFAULT_REGIME, apply_regime
-    from dvtr_bench.models.registry import load_recipe
+    from dvtr_bench.engine.trainer import TrainConfig
+    from dvtr_bench.models.registry import (apply_overlay, load_recipe, parse_assignment, validate_overlay,
+                                           validate_recipe)
 
-    if config is not None and not isinstance(config, dict):
-        path = Path(config)
-        if path.suffix == ".json" and not path.is_file():
-            raise InputError("config file not found", file=path)
-    # The regime sets the train section first; the config is an overlay in the models' recipe format
+    overlays = [] if config is None else ([config] if isinstance(config, (str, Path, dict)) else list(config))
+    for item in overlays:
+        if not isinstance(item, dict):
+            path = Path(item)
+            if path.suffix == ".json" and not path.is_file():
+                raise InputError("config file not found", file=path)
+    keys = TrainConfig.known_keys()
+    # The regime sets the train section first; the configs are overlays in the models' recipe format
     # ("model"/"train" sections plus optional "per_method": {method: {...}}; baselines/demo.json is one).
-    recipe = apply_regime(load_recipe(method), regime or DEFAULT_REGIME)
-    recipe = load_recipe(recipe, overlay=config)
+    recipe = apply_regime(load_recipe(method, train_keys=keys), regime or DEFAULT_REGIME)
+    recipe = load_recipe(recipe, overlay=overlays or None, train_keys=keys)
+    for text in sets:
+        over = parse_assignment(text)
+        validate_overlay(over, f"--set {text}", train_keys=keys)
+        recipe = apply_overlay(recipe, over)
+        # The options of a method are known once the overlays are merged: check them again against its class.
+        validate_recipe(recipe, f"--set {text}", train_keys=keys)
+        TrainConfig.from_dict(recipe["train"], where=f"--set {text}")  # the value's type, named after its --set
+        recipe["overlay"] = "+".join(filter(None, [recipe.get("overlay"), f"--set {text}"]))
     recipe.setdefault("model", {})
     recipe.setdefault("train", {})
     if backbone is not None:
@@ -81,6 +102,9 @@ def resolve_recipe(method: str | Path | dict[str, Any], config: str | Path | dic
             recipe["train"][key] = val
     if train_overrides:
         recipe["train"].update(train_overrides)
+    if not recipe.get("overlay"):
+        recipe.pop("overlay", None)
+    recipe["train"] = TrainConfig.from_dict(recipe["train"], where="train (resolved)").to_dict()
     return recipe
 
 
@@ -112,9 +136,9 @@ def _dataset_name(dataset: Any) -> str:
 def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | Path, *, zero_shot: bool = False,
                  seeds: Sequence[int] | None = None, device: str = "auto", backbone: str | None = None,
                  pretrained: Any = ..., epochs: int | None = None, batch_size: int | None = None,
-                 workers: int | None = None, config: str | Path | dict[str, Any] | None = None,
+                 workers: int | None = None, config: ConfigArg | None = None,
                  train_overrides: dict[str, Any] | None = None, resume: bool = True,
-                 progress: ProgressFn | None = None, regime: str | None = None) -> Path:
+                 progress: ProgressFn | None = None, regime: str | None = None, sets: Sequence[str] = ()) -> Path:
     """Train (unless ``zero_shot``) and evaluate a baseline under the protocol; return the result record's path.
 
     ``method``: a name from ``baselines/`` (``meanP``, ``seqTransf``, ``xpool``, ``msam``, ...), a recipe JSON
@@ -131,7 +155,7 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
     from dvtr_bench.engine.trainer import TrainConfig, seed_everything, train
 
     recipe = resolve_recipe(method, config, backbone, pretrained, epochs, batch_size, workers, train_overrides,
-                            regime=regime)
+                            regime=regime, sets=sets)
     tcfg = TrainConfig.from_dict(recipe["train"])
     if seeds is None:
         seeds = (0,) if zero_shot else v1.SEEDS

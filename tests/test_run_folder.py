@@ -89,9 +89,12 @@ def test_zero_shot_runs_with_other_weights_get_their_own_folders(dataset_dir, tm
     for rec_path, path in zip(recs, paths):
         rec = read_record(rec_path)
         assert rec["backbone"]["weights_sha256"] == file_sha256(path)
-    # Options that only change speed do not make another run.
-    again = run_baseline("meanP", dataset_dir, out, zero_shot=True,
-                         **{**common, "pretrained": str(paths[0]), "workers": 1})
+    # Options that only change speed, and another path to the same file, do not make another run.
+    import shutil
+
+    copy = shutil.copy(paths[0], tmp_path / "elsewhere.pt")
+    again = run_baseline("meanP", dataset_dir, out, zero_shot=True, **{**common, "pretrained": str(copy),
+                                                                        "workers": 1})
     assert again == recs[0]
 
 

@@ -250,7 +250,8 @@ def run_identity(recipe: dict[str, Any], fingerprints: dict[str, str], weights: 
     """
     from dvtr_bench.provenance import config_hash
 
-    model = {k: v for k, v in (recipe.get("model") or {}).items()}
+    # The weights stand for model.pretrained: the same checkpoint under another path is the same run.
+    model = {k: v for k, v in (recipe.get("model") or {}).items() if k != "pretrained"}
     train = {} if zero_shot else {k: v for k, v in (recipe.get("train") or {}).items()
                                   if k not in _RUNTIME_TRAIN_KEYS}
     return config_hash({"method": recipe["method"], "model": model, "train": train, "zero_shot": zero_shot,

@@ -43,6 +43,7 @@ def test_seeds_of_two_commands_accumulate_in_one_record(dataset_dir, tmp_path):
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["status"] == "finished" and [s["seed"] for s in doc["seeds"]] == [0, 1]
     assert doc["requested_seeds"] == [1]
+    assert rec["reproducibility"]["seed_commands"] == {"0": None, "1": None}
 
     # The leaderboard sees one run with two seeds, not two rows.
     from dvtr_bench.leaderboard.collect import collect
@@ -59,7 +60,8 @@ def test_record_carries_reproducibility_fields(dataset_dir, tmp_path):
     assert set(rep["fingerprints"]) == {"train", "validation", "test"}
     assert rep["fingerprints"]["test"] == rec["dataset"]["fingerprint"]
     assert len({*rep["fingerprints"].values()}) == 3
-    assert rep["command"] == ["dvtr", "x"] and rep["torch_threads"] == torch.get_num_threads()
+    assert rep["command"] == ["dvtr", "x"] and rep["seed_commands"] == {"0": ["dvtr", "x"]}
+    assert rep["torch_threads"] == torch.get_num_threads()
     assert rep["interop_threads"] == torch.get_num_interop_threads() and rep["world_size"] == 1
     assert rep["deterministic"]["algorithms"] == torch.are_deterministic_algorithms_enabled()
     assert rep["cpu_model"] and isinstance(rep["gpu_models"], list)
@@ -145,3 +147,13 @@ def test_cli_prints_the_warning_and_accumulates_seeds(dataset_dir, tmp_path):
     [run_dir] = (tmp_path / "c").iterdir()
     rec = read_record(run_dir / "record.json")
     assert rec["seeds"] == [0, 1] and rec["config"]["recipe"]["model"]["image_size"] == 64
+    seed_commands = rec["reproducibility"]["seed_commands"]
+    assert seed_commands["0"][-1] == "0" and seed_commands["1"][-1] == "1"  # each seed names its own command
+
+
+def test_the_recorded_command_line_is_the_one_to_type_again():
+    from dvtr_bench.commands.run_baseline import _command_line
+
+    assert _command_line("/venv/bin/dvtr", ["run-baseline", "meanP"]) == ["dvtr", "run-baseline", "meanP"]
+    assert _command_line("/src/dvtr_bench/__main__.py", ["run-baseline"]) == ["python", "-m", "dvtr_bench",
+                                                                               "run-baseline"]

@@ -24,9 +24,13 @@ def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) 
     return seeds
 
 
-def _is_dvtr(argv: list[str]) -> bool:
-    # The console script's argv[0] is a machine-specific path to the same program: record it as `dvtr`.
-    return bool(argv) and Path(argv[0]).name in ("dvtr", "dvtr.exe")
+def _command_line(argv0: str, args: list[str]) -> list[str]:
+    """The command line as the user would type it again: ``python -m dvtr_bench ARGS`` when the package was run
+    as a module (torchrun launches included), else ``dvtr ARGS`` (argv[0] is a machine-specific path)."""
+    head = Path(argv0)
+    if head.name == "__main__.py" and head.parent.name == "dvtr_bench":
+        return ["python", "-m", "dvtr_bench", *args]
+    return ["dvtr", *args]
 
 
 def _parse_pretrained(value: str | None) -> object:
@@ -102,13 +106,16 @@ def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seed
     from dvtr_bench.engine.run import run_baseline as _run
     from dvtr_bench.models.registry import add_recipe_dir
 
+    args = click.get_current_context().meta.get("dvtr.argv")
+    command = _command_line(sys.argv[0] if sys.argv else "", list(args)) if args is not None else None
+
     def go(report: object = None) -> Path:
         for d in recipe_dirs:
             add_recipe_dir(d)
         return _run(method, dataset, out_dir, zero_shot=zero_shot, seeds=seeds, device=device, backbone=backbone,
                     pretrained=_parse_pretrained(pretrained), epochs=epochs, batch_size=batch_size, workers=workers,
                     config=list(config) or None, sets=sets, resume=not no_resume, progress=report, regime=regime,
-                    keep_last=keep_last, command=["dvtr", *sys.argv[1:]] if _is_dvtr(sys.argv) else sys.argv)
+                    keep_last=keep_last, command=command)
 
     # Our own bars show progress; datasets' per-split tqdm lines would interleave with them.
     datasets.disable_progress_bars()

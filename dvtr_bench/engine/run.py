@@ -50,6 +50,7 @@ class SeedOutcome:
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from_epoch: int | None = None
     steps_per_epoch: list[int] = field(default_factory=list)
+    command: list[str] | None = None      # the command line that ran this seed
 
 
 def _slug(s: str) -> str:
@@ -309,7 +310,7 @@ def _run_seeds(state: dict[str, Any], ds: Any, dataset_arg: Any, run_dir: Path, 
             memory_kind=res.memory_kind, train_seconds=tr.train_seconds if tr else 0.0,
             best_epoch=tr.best_epoch if tr else None, best_val=tr.best_val if tr else {},
             history=tr.history if tr else [], resumed_from_epoch=tr.resumed_from_epoch if tr else None,
-            steps_per_epoch=tr.steps_per_epoch if tr else [])
+            steps_per_epoch=tr.steps_per_epoch if tr else [], command=state["command"])
         if info.is_main:
             _write_run_json(run_dir / "run.json", state, sorted(finished.values(), key=lambda o: o.seed),
                             "running", requested=seeds)
@@ -327,7 +328,7 @@ def _run_seeds(state: dict[str, Any], ds: Any, dataset_arg: Any, run_dir: Path, 
             method_obj = create_method(recipe, backbone=bb, pretrained=pt)
         record = _make_record(recipe, tcfg, method_obj, test_digests, dataset_arg, outcomes, zero_shot,
                               info.world_size, dev, time.perf_counter() - t_run, record_path, progress,
-                              reproducibility=_reproducibility(state, dev))
+                              reproducibility=_reproducibility(state, dev, outcomes))
         from dvtr_bench.protocol.record import write_record
 
         write_record(record, record_path)
@@ -364,7 +365,7 @@ def recipe_warnings(recipe: dict[str, Any], tcfg: Any, ds: Any, zero_shot: bool)
     return out
 
 
-def _reproducibility(state: dict[str, Any], dev: Any) -> dict[str, Any]:
+def _reproducibility(state: dict[str, Any], dev: Any, outcomes: list[SeedOutcome]) -> dict[str, Any]:
     """The record's ``reproducibility`` section: command, split fingerprints, CPU/GPU models, threads, flags."""
     import torch
 
@@ -372,7 +373,8 @@ def _reproducibility(state: dict[str, Any], dev: Any) -> dict[str, Any]:
 
     gpus = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
             if torch.cuda.is_available() else [])
-    return {"command": state["command"], "fingerprints": state["fingerprints"], "run_id": state["run_id"],
+    return {"command": state["command"], "seed_commands": {str(o.seed): o.command for o in outcomes},
+            "fingerprints": state["fingerprints"], "run_id": state["run_id"],
             "cpu_model": cpu_model(), "gpu_models": gpus, "device": str(dev), "world_size": state["world"],
             "torch_threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
             "deterministic": {"algorithms": torch.are_deterministic_algorithms_enabled(),
@@ -403,7 +405,7 @@ def _finished_seeds(run_dir: Path) -> list[SeedOutcome]:
                 memory_kind=str(s["memory_kind"]), train_seconds=float(s.get("train_seconds") or 0.0),
                 best_epoch=s.get("best_epoch"), best_val=dict(s.get("best_val") or {}),
                 history=list(s.get("history") or []), resumed_from_epoch=s.get("resumed_from_epoch"),
-                steps_per_epoch=list(s.get("steps_per_epoch") or [])))
+                steps_per_epoch=list(s.get("steps_per_epoch") or []), command=s.get("command")))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"a seed entry of run.json is incomplete ({type(exc).__name__}: {exc}); delete the "
                              "file to start the run over", file=path) from None
@@ -424,7 +426,8 @@ def _write_run_json(path: Path, state: dict[str, Any], outcomes: list[SeedOutcom
                    "train_seconds": o.train_seconds, "eval_seconds": o.eval_seconds,
                    "eval_clips_per_s": o.eval_clips_per_s, "peak_memory_mb": o.peak_memory_mb,
                    "memory_kind": o.memory_kind, "resumed_from_epoch": o.resumed_from_epoch,
-                   "steps_per_epoch": o.steps_per_epoch, "history": o.history} for o in outcomes]}
+                   "steps_per_epoch": o.steps_per_epoch, "command": o.command, "history": o.history}
+                  for o in outcomes]}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)

@@ -330,3 +330,33 @@ def test_tokenize_corpus_adds_the_rows():
     torch.testing.assert_close(inputs["tokens"], m.tokenize(CAPTIONS))
     # eval-time inputs are plain tokens; the embedding carries the row only when given one
     assert "row" not in m.encode_text(m.tokenize(CAPTIONS)) and "row" in m.encode_text(inputs)
+
+
+def test_prepare_text_takes_the_prior_from_the_text_layer():
+    from dvtr_bench.text import CaptionCorpus
+    from dvtr_bench.text.similarity import prior_similarity
+
+    corpus = CaptionCorpus(tuple(CAPTIONS), np.array([0, 0, 1, 2]), ("a", "b", "c"))
+    m = _tiny()
+    m.prepare_text(corpus)
+    torch.testing.assert_close(m._prior, torch.as_tensor(prior_similarity(corpus)))
+    assert m._prior.shape == (4, 3) and m._caption_clip.tolist() == [0, 0, 1, 2]
+    fixed = _tiny(margin_type="fixed")
+    fixed.prepare_text(corpus)  # the release's margin needs no prior
+    assert fixed._prior is None
+
+
+@pytest.mark.slow
+def test_the_trainer_trains_amfmn_with_its_prior(learnable_splits, tmp_path):
+    from dvtr_bench.engine.trainer import TrainConfig, seed_everything, train
+
+    seed_everything(0)
+    m = create_method("amfmn", backbone="dvtr-tiny", pretrained=None, image_size=SIZE)
+    cfg = TrainConfig.from_dict({"lr": 1e-3, "backbone_lr": 1e-3, "epochs": 1, "batch_size": 8, "num_workers": 0,
+                                 "eval_batch_size": 8})
+    result = train(m, learnable_splits["train"], learnable_splits["validation"], tmp_path / "run", config=cfg,
+                   seed=0)
+    n_captions = sum(len(c) for c in learnable_splits["train"]["captions"])
+    assert m._prior is not None and m._prior.shape == (n_captions, len(learnable_splits["train"]))
+    assert np.isfinite(result.history[0]["loss"]) and result.history[0]["loss"] > 0
+    assert np.isfinite(result.best_val["rsum"])

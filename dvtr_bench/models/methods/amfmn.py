@@ -225,7 +225,7 @@ class AMFMN(FrameMethod):
             raise ValueError(f"frames must be [B, T, 3, H, W], got {tuple(frames.shape)}")
         mask = frame_mask.to(device=frames.device, dtype=torch.bool)
         # only real frames go through the tower, so a padded slot cannot reach any output
-        fv = self.frame_vectors(frames[mask])
+        fv = self.frame_vectors(frames[mask]).float()  # fp32 pooling under autocast too
         per_frame = fv.new_zeros((*mask.shape, fv.shape[-1]))
         per_frame[mask] = l2n(fv)
         return {"video": frame_mask_mean(per_frame, mask)}

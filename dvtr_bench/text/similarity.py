@@ -34,6 +34,7 @@ the script, and why:
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import math
 import sys
@@ -120,7 +121,8 @@ def prior_similarity(corpus: CaptionCorpus) -> np.ndarray:
     if corpus.fingerprint is not None:
         owners = np.ascontiguousarray(corpus.caption_to_clip, dtype=np.int64)
         key = entry_key("prior", PRIOR_VERSION, corpus.fingerprint, metadata.version("nltk"),
-                        texts_digest(corpus.texts), texts_digest(corpus.clip_ids), owners.tobytes().hex())
+                        texts_digest(corpus.texts), texts_digest(corpus.clip_ids),
+                        hashlib.sha256(owners.tobytes()).hexdigest())
         path = cache_root() / f"prior-{key}.npy"
         cached = _read_matrix(path, (len(corpus), corpus.n_clips))
         if cached is not None:

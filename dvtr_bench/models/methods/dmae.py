@@ -230,6 +230,11 @@ class DMAE(FrameMethod):
                        "textual_clue": self.textual_clue, "partial_type": self.partial_type, "margin": self.margin,
                        "importance_thresh": self.thresh, "neg_weight": self.neg_weight, "logit_scale": self.scale,
                        "max_frames": max_frames, "sim_header": "meanP"}
+        if self.textual_clue:
+            from dvtr_bench.text.parse import pipeline_info
+
+            # the tagger that made the content-word weights is part of what ran; a missing one fails here, early
+            self.config["pos_tagger"] = pipeline_info()
 
     # ---- text inputs ----------------------------------------------------------------------------------------
     def tokenize(self, captions: list[str]) -> TextInputs:

@@ -65,6 +65,13 @@ def test_car_hand_checked_and_the_pipeline_error():
     ("a white truck crosses the bridge", (("truck", "crosses", "bridge"),)),
     ("a boat moored at the pier", (("boat", "moored at", "pier"),)),
     ("buildings near the harbour", (("building", "near", "harbour"),)),
+    ("The drone climbs over a harbour where many boats are moored at the piers.",
+     (("drone", "climbs over", "harbour"), ("boat", "moored at", "pier"))),
+    # the pipeline makes "hovers" a noun (hence the first triple) and "train" a compound of the verb "runs", which
+    # is left without a subject: the railway that "where" attaches it to is a place, not its subject, so "runs"
+    # gives no ("railway", "runs along", "railway")
+    ("The drone hovers over a double-track railway where a red train runs along the railway.",
+     (("hover", "over", "railway"),)),
 ])
 def test_relation_patterns(text, relations):
     (p,) = parse_captions([text])

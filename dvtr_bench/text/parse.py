@@ -28,7 +28,7 @@ SPACY_VERSION = "3.8.18"
 INSTALL_HINT = (f"pip install 'spacy=={SPACY_VERSION}' '{PIPELINE_DIST}=={PIPELINE_VERSION}' "
                 "(or pip install 'dvtr-bench[text]')")
 # bump when what is extracted from a parse changes, so old cache entries are not read as new ones
-EXTRACTION_VERSION = "1"
+EXTRACTION_VERSION = "2"
 
 CONTENT_POS = frozenset({"NOUN", "PROPN", "VERB", "ADJ", "NUM"})
 NOMINAL_POS = frozenset({"NOUN", "PROPN"})
@@ -179,7 +179,10 @@ def _subjects(verb) -> list:
         if verb.dep_ == "relcl" and all(c.tag_ in ("WDT", "WP") for c in subj) and verb.head.pos_ in NOMINAL_POS:
             return [verb.head]
         return [s for c in subj for s in _with_conjuncts(c)]
-    if verb.dep_ in NOUN_MODIFIER_DEPS and verb.head.pos_ in NOMINAL_POS:
+    if verb.dep_ in NOUN_MODIFIER_DEPS and verb.head.pos_ in NOMINAL_POS \
+            and not any(c.tag_ == "WRB" for c in verb.children):
+        # ... but not through "where"/"when": in "a harbour where ... are moored" the harbour is a place, not the
+        # subject
         return [verb.head]
     if verb.dep_ == "conj" and verb.head.pos_ == "VERB":
         # "a car stops and turns": the second verb shares the first one's subject

@@ -457,3 +457,24 @@ def test_textual_clue_from_the_parser_end_to_end(monkeypatch, tmp_path):
     assert inputs["word_weight"][0, :n].tolist() == [1, 1, 2, 2, 1, 2, 2, 1, 1, 2, 2, 1]
     plain = _tiny(textual_clue=False).tokenize(["two white boats are moored beside a wooden pier"])
     assert plain["word_weight"][0, :n].tolist() == [1] * n and (plain["word_weight"][0, n:] == 0).all()
+
+
+def test_a_missing_pos_tagger_is_a_clear_error_at_creation(monkeypatch):
+    from importlib import metadata
+
+    import pytest
+
+    from dvtr_bench.errors import ConfigError
+    from dvtr_bench.text import parse
+
+    real = metadata.version
+
+    def version(dist):
+        if dist == parse.PIPELINE_DIST:
+            raise metadata.PackageNotFoundError(dist)
+        return real(dist)
+
+    monkeypatch.setattr(parse.metadata, "version", version)
+    with pytest.raises(ConfigError, match="pip install"):
+        _tiny()
+    assert _tiny(textual_clue=False).config["textual_clue"] is False  # without the clue no tagger is needed

@@ -86,9 +86,13 @@ def test_train_config_reads_recipes_under_both_regimes():
     assert (cfg.optimizer, cfg.weight_decay, cfg.lr, cfg.backbone_lr, cfg.grad_clip, cfg.betas, cfg.eps) == (
         "adamw", 0.0, 2e-4, 2e-4, 0.0, (0.9, 0.999), 1e-8)
     assert (cfg.batch_size, cfg.epochs, cfg.select_metric, cfg.select_ties) == (100, 70, "rsum", "earlier")
+    # dmae's release regime is TS2-Net's (the paper's code base): CLIP4Clip's BertAdam at batch 128, CLIP at 1e-7
+    cfg = TrainConfig.from_dict(load_recipe("dmae")["train"])
+    assert (cfg.optimizer, cfg.batch_size, cfg.select_metric) == ("bertadam", 128, "t2v_r1")
+    assert cfg.backbone_lr == pytest.approx(1e-7)
     # The uniform regime is the same for every method; the default of run-baseline.
     uniform = TrainConfig.from_dict(resolve_recipe("meanP")["train"]).to_dict()
-    for name in ("meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam", "amfmn"):
+    for name in ("meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam", "amfmn", "dmae"):
         u = TrainConfig.from_dict(resolve_recipe(name)["train"])
         # only runtime settings (msam's and amfmn's evaluation batch) may differ between methods
         assert {k: v for k, v in u.to_dict().items() if k != "eval_batch_size"} == \

@@ -361,3 +361,23 @@ def test_cost_counts(methods):
     assert count_parameters(methods["meanP"])["new"] == 0
     g_mean, g_tight = gflops_per_clip(methods["meanP"]), gflops_per_clip(methods["tightTransf"])
     assert 0 < g_mean < g_tight  # the cross-encoder pays per pair on top of the frame encoder
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_video_head_runs_from_frame_features(methods, name):
+    # The cached-feature mode feeds encode_video_features with stored frame_features output: that must be exactly
+    # what encode_video computes, padded frames included.
+    from dvtr_bench.models.common import uses_frame_features
+
+    m = methods[name]
+    assert uses_frame_features(m), f"{name} overrides encode_video: it cannot run from cached frame features"
+    frames, mask = _clips(3, seed=5), torch.ones(3, v1.NUM_FRAMES, dtype=torch.bool)
+    mask[1, 4:] = False
+    mask[2, ::2] = False
+    with torch.no_grad():
+        direct = m.encode_video(frames, mask)
+        feats, fmask = m.frame_features(frames, mask)
+        head = m.encode_video_features(feats.clone(), fmask.clone())
+    assert direct.keys() == head.keys()
+    for k in direct:
+        assert torch.equal(direct[k], head[k]), k

@@ -73,7 +73,10 @@ class FrameSpec:
     interpolation: str = "bicubic"
 
     def __call__(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """uint8 ``[..., H, W, 3]`` (channels last, as decoded) -> float32 ``[..., 3, S, S]`` normalised."""
+        """uint8 ``[..., H, W, 3]`` (channels last, as decoded) -> float32 ``[..., 3, S, S]`` normalised.
+
+        Runs where the frames are: in loader workers on the CPU, or on the GPU once the uint8 frames got there.
+        """
         if isinstance(frames, torch.Tensor):
             x = frames
         else:
@@ -94,8 +97,8 @@ class FrameSpec:
             h, w = nh, nw
         top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
         x = x[:, :, top:top + s, left:left + s]
-        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         x = (x - mean) / std
         return x.reshape(*lead, 3, s, s).contiguous()
 

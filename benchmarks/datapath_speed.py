@@ -31,6 +31,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its finished children (loader workers are joined when a loader ends)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _rss_anon_kib() -> int:
     with open("/proc/self/status", encoding="ascii") as f:
         for line in f:
@@ -103,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="loader worker processes")
     ap.add_argument("--eval-batch", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=1, help="epochs per cached / uncached training run")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads of the model (default 1: on a shared machine OpenMP's spinning threads "
+                         "measure the other jobs more than the model)")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: decode,loader,cache,memory")
     ap.add_argument("--memory-child", nargs=2, metavar=("N", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -121,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     from dvtr_bench.models import create_method
 
     datasets.disable_progress_bars()
+    torch.set_num_threads(args.threads)
     tmp = tempfile.TemporaryDirectory(prefix="dvtr-datapath-")
     if args.dataset is None:
         from dvtr_bench.testing.learnable import write_learnable_dataset
@@ -137,12 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     spec = probe.frame_spec
     order = [list(range(s, min(n, s + args.eval_batch))) for s in range(0, n, args.eval_batch)]
 
-    def rate(source: FrameSource) -> float:
-        t = time.perf_counter()
+    def rate(source: FrameSource) -> tuple[float, float]:
+        """(clips per wall second, clips per CPU second of the main process and the workers together)."""
+        t, c = time.perf_counter(), _cpu_s()
         got = 0
         for _, f, _ in source.batches(order):
             got += f.shape[0]
-        return got / (time.perf_counter() - t)
+        return got / (time.perf_counter() - t), got / max(_cpu_s() - c, 1e-9)
 
     if "decode" not in skip:
         from dvtr_bench.engine.data import ClipFrames
@@ -152,48 +165,56 @@ def main(argv: list[str] | None = None) -> int:
         frames_total = sum(len(b) for b in blobs)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu_s()
         tv = [decode_frames(b) for b in blobs]
-        bare = frames_total / (time.perf_counter() - t)
-        t = time.perf_counter()
+        bare, bare_cpu = frames_total / (time.perf_counter() - t), frames_total / (_cpu_s() - c)
+        t, c = time.perf_counter(), _cpu_s()
         pil = [np.stack([decode_jpeg(x) for x in b]) for b in blobs]
-        pil_rate = frames_total / (time.perf_counter() - t)
+        pil_rate, pil_cpu = frames_total / (time.perf_counter() - t), frames_total / (_cpu_s() - c)
         torch.set_num_threads(threads)
         diff = max(int(np.abs(a.numpy().astype(np.int16) - p.astype(np.int16)).max()) for a, p in zip(tv, pil))
         w = max(1, args.workers)
-        worker = rate(FrameSource(split, spec, num_workers=args.workers, cache="stream", name=split_name)) * 12 / w
+        fpc = frames_total / n  # stored frames per clip
+        worker, worker_cpu = rate(FrameSource(split, spec, num_workers=args.workers, cache="stream",
+                                              name=split_name))
         u8_src = FrameSource(split, spec, num_workers=args.workers, cache="stream", name=split_name)
         from dvtr_bench.engine.data import make_loader
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu_s()
         got = 0
         for idx, _, _ in make_loader(u8_src.frames.view("uint8"), order, args.workers):
             got += len(idx)
-        u8 = got / (time.perf_counter() - t) * 12 / w
-        print(f"\n1. decode, {frames_total} stored frames ({tv[0].shape[1]}x{tv[0].shape[2]}):")
-        print(f"  bare libjpeg-turbo (torchvision, 1 thread):        {bare:9.1f} frames/s")
-        print(f"  PIL (1 thread):                                    {pil_rate:9.1f} frames/s   "
-              f"max |pixel difference| vs torchvision: {diff}")
-        print(f"  loader per core, decode + FrameSpec ({args.workers} workers):    {worker:9.1f} frames/s   "
-              f"ratio to bare: {worker / bare:.2f}")
-        print(f"  loader per core, decode to uint8 ({args.workers} workers):       {u8:9.1f} frames/s   "
-              f"ratio to bare: {u8 / bare:.2f}")
+        u8, u8_cpu = got / (time.perf_counter() - t), got / (_cpu_s() - c)
+        print(f"\n1. decode, {frames_total} stored frames ({tv[0].shape[1]}x{tv[0].shape[2]}); per core = per wall "
+              f"second / {w} workers, and per CPU second (robust to other jobs on the machine):")
+        print(f"  {'':<46} {'per core (wall)':>15} {'per CPU second':>15} {'ratio to bare (wall, CPU)':>26}")
+        print(f"  {'bare libjpeg-turbo (torchvision, 1 thread)':<46} {bare:15.1f} {bare_cpu:15.1f}")
+        print(f"  {'PIL (1 thread)':<46} {pil_rate:15.1f} {pil_cpu:15.1f} {pil_rate / bare:12.2f} "
+              f"{pil_cpu / bare_cpu:12.2f}")
+        for label, (wall, cpu) in ((f"loader: decode + FrameSpec, {args.workers} workers", (worker, worker_cpu)),
+                                   (f"loader: decode to uint8, {args.workers} workers", (u8, u8_cpu))):
+            print(f"  {label:<46} {wall * fpc / w:15.1f} {cpu * fpc:15.1f} {wall * fpc / w / bare:12.2f} "
+                  f"{cpu * fpc / bare_cpu:12.2f}")
+        print(f"  max |pixel difference| PIL vs torchvision: {diff}")
 
     if "loader" not in skip:
         stream = FrameSource(split, spec, num_workers=args.workers, cache="stream", name=split_name)
-        load_cps = rate(stream)
+        load_cps, load_cpu = rate(stream)
         cached = FrameSource(split, spec, num_workers=0, cache="prepared", name=split_name)
         encode_clips(probe, cached, range(min(n, args.eval_batch)), torch.device("cpu"), args.eval_batch)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu_s()
         encode_clips(probe, cached, range(n), torch.device("cpu"), args.eval_batch)
-        model_cps = n / (time.perf_counter() - t)
+        model_cps, model_cpu = n / (time.perf_counter() - t), n / (_cpu_s() - c)
         t = time.perf_counter()
         encode_clips(probe, stream, range(n), torch.device("cpu"), args.eval_batch)
         e2e_cps = n / (time.perf_counter() - t)
         print(f"\n2. evaluation, {n} clips, batch {args.eval_batch}, tiny model at {spec.image_size} px:")
-        print(f"  loader (decode + FrameSpec, {args.workers} workers):  {load_cps:8.1f} clips/s")
-        print(f"  model (encode_video, frames in memory):       {model_cps:8.1f} clips/s")
-        print(f"  loader / model:                               {load_cps / model_cps:8.2f}")
+        print(f"  loader (decode + FrameSpec, {args.workers} workers):  {load_cps:8.1f} clips/s   "
+              f"{load_cpu:8.1f} clips per CPU second")
+        print(f"  model (encode_video, frames in memory):       {model_cps:8.1f} clips/s   "
+              f"{model_cpu:8.1f} clips per CPU second")
+        print(f"  loader / model:                               {load_cps / model_cps:8.2f}   "
+              f"(per CPU second: {load_cpu / model_cpu:.2f})")
         print(f"  streamed end to end:                          {e2e_cps:8.1f} clips/s   "
               f"ratio to the model alone: {e2e_cps / model_cps:.2f}")
 

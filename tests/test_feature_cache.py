@@ -119,6 +119,8 @@ def test_cached_features_train_exactly_like_encoding_every_step(learnable_splits
     plain, res_p = _train(learnable_splits, tmp_path / "p", name, feature_cache="off")
     assert res_c.extra["frame_features"] == {"train": "encoded", "validation": "encoded"}
     assert res_p.extra["frame_features"] is None and res_c.extra["backbone_frozen"]
+    # these methods' text embedding is the frozen backbone's sentence embedding: computed once as well
+    assert res_c.extra["text_embeddings_cached"] and not res_p.extra["text_embeddings_cached"]
     # the backbone's encoders did not move; the logit scale (and the head) did
     for k, v in cached.backbone.state_dict().items():
         if k.endswith("logit_scale"):

@@ -34,6 +34,7 @@ from dvtr_bench.engine.data import FRAME_TRANSFORMS, Captions, FrameSource, choo
 from dvtr_bench.engine.execution import apply_model_options, autocast, autocast_dtype, run_precision
 from dvtr_bench.engine.optim import build_optimizer, build_scheduler
 from dvtr_bench.models.base import select_text, text_to
+from dvtr_bench.models.common import uses_backbone_text
 from dvtr_bench.text import CaptionCorpus
 
 
@@ -177,16 +178,18 @@ class _Step(nn.Module):
     """
 
     def __init__(self, method: nn.Module, world_size: int, loss_group: int | None = None,
-                 from_features: bool = False):
+                 from_features: bool = False, cached_text: bool = False):
         super().__init__()
         self.method = method
         self.world_size = world_size
         self.loss_group = loss_group
         # frames are then cached frame_features output ([B, T, D]) and only the method's head runs on them
         self.from_features = from_features
+        # tokens are then the text embeddings themselves, computed once by the frozen backbone
+        self.cached_text = cached_text
 
     def forward(self, tokens: Any, frames: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        text = self.method.encode_text(tokens)
+        text = tokens if self.cached_text else self.method.encode_text(tokens)
         if self.from_features:
             video = self.method.encode_video_features(frames, mask)
         else:
@@ -323,7 +326,18 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
                                 fp16_backbone=config.fp16_backbone, param_clip=config.param_clip)
     scheduler = build_scheduler(optimizer, total_steps, config.warmup, config.schedule)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    step_module: nn.Module = _Step(method, world, config.loss_group, from_features=use_features)
+    text_cache: dict[str, torch.Tensor] | None = None
+    if use_features and uses_backbone_text(method):
+        from dvtr_bench.engine.evaluate import encode_captions
+
+        # The method's text embedding is the frozen backbone's sentence embedding: a constant of each caption.
+        was_training = method.backbone.training
+        method.backbone.eval()
+        with autocast(device, precision):
+            text_cache = encode_captions(method, tr_tokens, device, config.text_batch_size)
+        method.backbone.train(was_training)
+    step_module: nn.Module = _Step(method, world, config.loss_group, from_features=use_features,
+                                   cached_text=text_cache is not None)
     augment = None
     if config.augment == "xpool":
         from dvtr_bench.engine.augment import XPoolTrainAugment
@@ -378,7 +392,10 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
                    else tr_src.batches(clip_batches, transform=augment, generator=aug_gen))
         for i, (_, frames, mask) in enumerate(batches):
             cap_idx = torch.as_tensor([k for _, k in local[i]], dtype=torch.long)
-            tokens = text_to(select_text(tr_tokens, cap_idx), device)
+            if text_cache is not None:
+                tokens = {k: v[cap_idx.to(v.device)] for k, v in text_cache.items()}
+            else:
+                tokens = text_to(select_text(tr_tokens, cap_idx), device)
             frames = frames.to(device, non_blocking=True)
             mask = mask.to(device)
             last_micro = (i + 1) % config.accum_steps == 0 or i + 1 == len(local)
@@ -456,7 +473,8 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
                        steps_per_epoch=steps_per_epoch,
                        extra={"backbone_frozen": bool(config.freeze_backbone), "precision": precision,
                               "data_path": tr_src.path,
-                              "frame_features": {k: f.origin for k, f in features.items()} or None})
+                              "frame_features": {k: f.origin for k, f in features.items()} or None,
+                              "text_embeddings_cached": text_cache is not None})
 
 
 def _use_feature_cache(config: TrainConfig, method: nn.Module) -> bool:

@@ -194,3 +194,11 @@ def uses_frame_features(method: object) -> bool:
     return (isinstance(method, FrameMethod) and cls.frame_feature_hook
             and cls.encode_video is FrameMethod.encode_video
             and cls.encode_video_features is not FrameMethod.encode_video_features)
+
+
+def uses_backbone_text(method: object) -> bool:
+    """True when ``method.encode_text`` is the backbone's sentence embedding alone (:meth:`FrameMethod.encode_text`).
+
+    With a frozen backbone such text embeddings are constants of the caption, so the trainer may compute them once.
+    """
+    return isinstance(method, FrameMethod) and type(method).encode_text is FrameMethod.encode_text

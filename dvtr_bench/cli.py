@@ -31,6 +31,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 class LazyGroup(click.Group):
     """A click group that imports a subcommand's module only when that subcommand is needed."""
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: object) -> click.Context:
+        # The arguments as given (sys.argv[1:], or a test runner's list), kept for the records that name the
+        # command line they came from; the context's meta is shared with every subcommand's context.
+        argv = list(args)
+        ctx = super().make_context(info_name, args, parent=parent, **extra)  # type: ignore[arg-type]
+        ctx.meta["dvtr.argv"] = argv
+        return ctx
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in COMMANDS if self._load(name) is not None)
 

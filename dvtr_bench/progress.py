@@ -28,6 +28,16 @@ class Progress:
 
 ProgressFn = Callable[[Progress], None]
 
+WARNING_TASK = "warning"
+
+
+def warning_event(message: str) -> Progress:
+    """A warning for the user (the library never prints): task :data:`WARNING_TASK`, the text in ``info["message"]``.
+
+    The CLI's progress renderers print it once, as a line of its own, instead of drawing a bar.
+    """
+    return Progress(task=WARNING_TASK, info={"message": message})
+
 
 def no_progress(_: Progress) -> None:
     """The default callback: ignore every event."""

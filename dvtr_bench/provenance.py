@@ -40,6 +40,30 @@ def git_commit(path: str | Path | None = None) -> str | None:
     return f"{sha}+dirty" if dirty else sha
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name ("AMD EPYC 7B13", ...): /proc/cpuinfo on Linux, sysctl on macOS, else the platform's.
+
+    ``platform.processor()`` is empty on most Linux machines and says only "x86_64" elsewhere; two CPUs of one
+    architecture can give different float results (vector units, BLAS kernels), so a record names the model.
+    """
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    if platform.system() == "Darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                 timeout=5, check=True).stdout.strip()
+            if out:
+                return out
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine() or None
+
+
 def hardware() -> dict[str, Any]:
     """A short description of the machine: CPU, core count, and GPUs when torch is already loaded.
 
@@ -51,7 +75,7 @@ def hardware() -> dict[str, Any]:
     import sys
 
     info: dict[str, Any] = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-                            "cpu_count": os.cpu_count()}
+                            "cpu_model": cpu_model(), "cpu_count": os.cpu_count()}
     torch = sys.modules.get("torch")
     if torch is not None:
         if torch.cuda.is_available():

@@ -26,7 +26,7 @@ def test_cli_trains_evaluates_and_writes_a_record(dataset_dir, tmp_path):
                                    *TINY, "--epochs", "1", "--batch-size", "4", "--seeds", "0,1",
                                    "--workers", "1"])
     assert res.exit_code == 0, res.output + repr(res.exception)
-    run = out / "meanP-dvtr-tiny"
+    [run] = out.glob("meanP-dvtr-tiny-*")
     rec = read_record(run / "record.json")
     assert validate_record(rec) == []
     assert rec["seeds"] == [0, 1] and rec["summary"]["n_seeds"] == 2 and rec["summary"]["std"] is not None

@@ -17,7 +17,7 @@ from dvtr_bench.protocol.scores import load_scores
 
 pytestmark = pytest.mark.slow
 
-ARGS = dict(seeds=[0], device="cpu", backbone="dvtr-tiny", pretrained=None, epochs=2, batch_size=8,
+ARGS = dict(seeds=[0], device="cpu", backbone="dvtr-tiny", pretrained=None, epochs=2, batch_size=8, keep_last=True,
             train_overrides={"lr": 1e-3, "backbone_lr": 1e-3, "warmup": 0.1, "num_workers": 0,
                              "eval_batch_size": 4})
 

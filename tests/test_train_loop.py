@@ -74,7 +74,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(ds, tmp_path):
     logged = SplitLog(dict(ds))
     logged.log = []
     events: list[tuple[str, float | None]] = []
-    a = _run(logged, tmp_path / "a", progress=lambda ev: events.append((ev.task, ev.completed)))
+    a = _run(logged, tmp_path / "a", progress=lambda ev: events.append((ev.task, ev.completed)), keep_last=True)
 
     # the test split was handed out only after the last epoch had been validated
     first_test = logged.log.index("test")
@@ -89,15 +89,16 @@ def test_resume_after_interruption_matches_uninterrupted_run(ds, tmp_path):
 
     with pytest.raises(Stop):
         _run(ds, tmp_path / "b", progress=stop_after_first_epoch)
-    run_b = tmp_path / "b" / "xpool-dvtr-tiny"
+    [run_b] = (tmp_path / "b").glob("xpool-dvtr-tiny-*")
     assert (run_b / "seed0" / "last.pt").exists() and not (run_b / "record.json").exists()
-    b = _run(ds, tmp_path / "b")
+    assert json.loads((run_b / "run.json").read_text())["status"] == "failed"
+    b = _run(ds, tmp_path / "b", keep_last=True)
 
     rec_a, rec_b = read_record(a), read_record(b)
     assert validate_record(rec_a) == [] and validate_record(rec_b) == []
     assert rec_a["runs"][0]["metrics"] == rec_b["runs"][0]["metrics"]
     assert rec_a["runs"][0]["scores"]["sha256"] == rec_b["runs"][0]["scores"]["sha256"]
-    run_a = tmp_path / "a" / "xpool-dvtr-tiny"
+    run_a = a.parent
     wa = torch.load(run_a / "seed0" / "last.pt", weights_only=False)
     wb = torch.load(run_b / "seed0" / "last.pt", weights_only=False)
     for k in wa["model"]:
@@ -113,7 +114,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(ds, tmp_path):
     assert rec_a["runs"][0]["best_epoch"] == wa["best_epoch"]
     assert rec_a["transductive"] is False
     # every caption every epoch: 16 clips x 2 captions in batches of 8 = 4 steps per epoch, in the record
-    assert rec_a["training"] == {"regime": "uniform", "steps_per_epoch": 4, "total_steps": 8}
+    assert rec_a["training"] == {"regime": "uniform", "steps_per_epoch": 4, "total_steps": 8, "batch_size": 8}
     assert rec_a["protocol_version"] == "2" and rec_a["v2t_convention"] == "rank_clips"
     assert info_b["seeds"][0]["steps_per_epoch"] == [4, 4]
     cost = rec_a["cost"]
@@ -127,7 +128,7 @@ def test_release_regime_resumes_bit_for_bit(ds, tmp_path, method):
     # xpool: HF AdamW and the crop/flip augmentation draws must replay after an interruption.
     def run(out, progress=None):
         return run_baseline(method, ds, out, seeds=[0], device="cpu", backbone="dvtr-tiny", pretrained=None,
-                            epochs=2, batch_size=8, regime="release", progress=progress,
+                            epochs=2, batch_size=8, regime="release", progress=progress, keep_last=True,
                             train_overrides={"lr": 1e-3, "backbone_lr": 1e-5, "num_workers": 0,
                                              "eval_batch_size": 8})
 
@@ -140,9 +141,9 @@ def test_release_regime_resumes_bit_for_bit(ds, tmp_path, method):
     with pytest.raises(Stop):
         run(tmp_path / "b", progress=stop)
     b = run(tmp_path / "b")
-    assert a.parent.name == f"{method}-dvtr-tiny-release"
+    assert a.parent.name.startswith(f"{method}-dvtr-tiny-release-") and b.parent.name == a.parent.name
     rec_a, rec_b = read_record(a), read_record(b)
-    assert rec_a["training"] == {"regime": "release", "steps_per_epoch": 4, "total_steps": 8}
+    assert rec_a["training"] == {"regime": "release", "steps_per_epoch": 4, "total_steps": 8, "batch_size": 8}
     assert rec_a["runs"][0]["scores"]["sha256"] == rec_b["runs"][0]["scores"]["sha256"]
     wa = torch.load(a.parent / "seed0" / "last.pt", weights_only=False)
     wb = torch.load(b.parent / "seed0" / "last.pt", weights_only=False)
@@ -152,16 +153,21 @@ def test_release_regime_resumes_bit_for_bit(ds, tmp_path, method):
     assert rec_a["config"]["train"]["regime"] == "release"
 
 
-def test_changed_configuration_refuses_to_resume(ds, tmp_path):
+def test_changed_configuration_is_another_run_and_a_foreign_checkpoint_refuses_to_resume(ds, tmp_path):
     from dvtr_bench.errors import ConfigError
 
     def stop(ev):
         if ev.task == "epochs" and ev.completed == 1:
             raise Stop()
 
-    with pytest.raises(Stop):
-        run_baseline("meanP", ds, tmp_path, seeds=[0], device="cpu", backbone="dvtr-tiny", pretrained=None,
-                     epochs=2, batch_size=8, train_overrides=FAST, progress=stop)
+    for lr in (1e-3, 5e-4):
+        with pytest.raises(Stop):
+            run_baseline("meanP", ds, tmp_path, seeds=[0], device="cpu", backbone="dvtr-tiny", pretrained=None,
+                         epochs=2, batch_size=8, train_overrides={**FAST, "lr": lr}, progress=stop)
+    first, second = sorted(tmp_path.glob("meanP-dvtr-tiny-*"), key=lambda p: p.stat().st_mtime)
+    assert first != second   # the other learning rate did not resume (or overwrite) the first run
+    # A last.pt that is not this run's (copied in by hand) is still refused, not silently resumed.
+    (second / "seed0" / "last.pt").write_bytes((first / "seed0" / "last.pt").read_bytes())
     with pytest.raises(ConfigError, match="different configuration"):
         run_baseline("meanP", ds, tmp_path, seeds=[0], device="cpu", backbone="dvtr-tiny", pretrained=None,
                      epochs=2, batch_size=8, train_overrides={**FAST, "lr": 5e-4})
@@ -175,7 +181,7 @@ def test_zero_shot_needs_only_the_test_split(ds, tmp_path):
     assert validate_record(rec) == []
     assert rec["zero_shot"] is True and rec["checkpoint_selection"] == "none" and rec["seeds"] == [0]
     assert rec["cost"]["train_time_s"] == 0
-    assert path.parent.name == "meanP-dvtr-tiny-zeroshot"
+    assert path.parent.name.startswith("meanP-dvtr-tiny-zeroshot-")
     assert not (path.parent / "seed0" / "last.pt").exists()
     # The score file is bound to the test split: its fingerprint is recomputed from the file alone, and it
     # scores exactly the split's clips and captions.

@@ -81,11 +81,16 @@ def test_train_config_reads_recipes_under_both_regimes():
     assert (cfg.optimizer, cfg.decay, cfg.augment, cfg.schedule) == ("hf_adamw", "all", "xpool", "warmup_cosine")
     assert TrainConfig.from_dict(load_recipe("tightTransf")["train"]).loss_group == 32
     assert TrainConfig.from_dict(load_recipe("msam")["train"]).batch_size == 64
+    # AMFMN's torch Adam without weight decay, one rate for everything, no clipping (RSITMD_AMFMN.yaml, train.py)
+    cfg = TrainConfig.from_dict(load_recipe("amfmn")["train"])
+    assert (cfg.optimizer, cfg.weight_decay, cfg.lr, cfg.backbone_lr, cfg.grad_clip, cfg.betas, cfg.eps) == (
+        "adamw", 0.0, 2e-4, 2e-4, 0.0, (0.9, 0.999), 1e-8)
+    assert (cfg.batch_size, cfg.epochs, cfg.select_metric, cfg.select_ties) == (100, 70, "rsum", "earlier")
     # The uniform regime is the same for every method; the default of run-baseline.
     uniform = TrainConfig.from_dict(resolve_recipe("meanP")["train"]).to_dict()
-    for name in ("meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam"):
+    for name in ("meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam", "amfmn"):
         u = TrainConfig.from_dict(resolve_recipe(name)["train"])
-        # only runtime settings (msam's evaluation batch) may differ between methods
+        # only runtime settings (msam's and amfmn's evaluation batch) may differ between methods
         assert {k: v for k, v in u.to_dict().items() if k != "eval_batch_size"} == \
             {k: v for k, v in uniform.items() if k != "eval_batch_size"}
         assert (u.regime, u.optimizer, u.lr, u.backbone_lr, u.batch_size, u.epochs) == (

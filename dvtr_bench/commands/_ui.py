@@ -16,7 +16,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgre
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
 from dvtr_bench.errors import ConfigError, DvtrError, InputError
-from dvtr_bench.progress import Progress, ProgressFn
+from dvtr_bench.progress import WARNING_TASK, Progress, ProgressFn
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -46,6 +46,9 @@ def progress_bars(transient: bool = False, interval_s: float | None = None) -> I
     tasks: dict[str, TaskID] = {}
 
     def report(ev: Progress) -> None:
+        if ev.task == WARNING_TASK:
+            _print_warning(ev)
+            return
         if ev.task not in tasks:
             tasks[ev.task] = bars.add_task(ev.task, total=ev.total, info="")
         tid = tasks[ev.task]
@@ -62,6 +65,10 @@ def progress_bars(transient: bool = False, interval_s: float | None = None) -> I
         yield report
 
 
+def _print_warning(ev: Progress) -> None:
+    err_console.print(f"[yellow]warning:[/yellow] {escape(str(ev.info.get('message', '')))}", soft_wrap=True)
+
+
 @dataclass
 class _LineState:
     start: float
@@ -75,6 +82,9 @@ def _progress_lines(interval_s: float) -> ProgressFn:
     tasks: dict[str, _LineState] = {}
 
     def report(ev: Progress) -> None:
+        if ev.task == WARNING_TASK:
+            _print_warning(ev)
+            return
         now = time.monotonic()
         st = tasks.setdefault(ev.task, _LineState(start=now))
         if ev.total is not None:

@@ -106,7 +106,7 @@ def demo(out_dir: Path, flights: int, seed: int, methods: str, epochs: int | Non
          pretty_name=f"dvtr demo: synth seed {seed}, {flights} flights")
     for i, name in enumerate(names):
         step(f"3/4 train and evaluate {name} ({i + 1}/{len(names)})", run_baseline, method=name,
-             dataset=str(dataset), out_dir=results, seeds=[seed], device=device, config="demo", epochs=epochs,
+             dataset=str(dataset), out_dir=results, seeds=[seed], device=device, config=("demo",), epochs=epochs,
              regime=regime)
     step("4/4 leaderboard", leaderboard, results=(results,), out_dir=tables, verify=True)
 

@@ -102,7 +102,7 @@ def index(source: str, out: Path, run: str | None, seed: int | None, backbone: s
 
     \b
     Examples:
-      dvtr index demo-output/dataset --run demo-output/results/meanP-dvtr-tiny --out demo-index
+      dvtr index demo-output/dataset --run demo-output/results/meanP-dvtr-tiny-* --out demo-index
       dvtr index footage/videos --backbone ViT-B-32 --pretrained openai --segmenter windows \\
           --segmenter-param length=8 --out flights-index
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -23,6 +24,15 @@ def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) 
     return seeds
 
 
+def _command_line(argv0: str, args: list[str]) -> list[str]:
+    """The command line as the user would type it again: ``python -m dvtr_bench ARGS`` when the package was run
+    as a module (torchrun launches included), else ``dvtr ARGS`` (argv[0] is a machine-specific path)."""
+    head = Path(argv0)
+    if head.name == "__main__.py" and head.parent.name == "dvtr_bench":
+        return ["python", "-m", "dvtr_bench", *args]
+    return ["dvtr", *args]
+
+
 def _parse_pretrained(value: str | None) -> object:
     if value is None:
         return ...
@@ -34,7 +44,9 @@ def _parse_pretrained(value: str | None) -> object:
 @click.option("--dataset", required=True, metavar="PATH_OR_REPO_ID",
               help="A dvtr dataset folder (Hub layout) or a Hugging Face Hub dataset repo id.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder; the run goes to OUT/<method>-<backbone>[-zeroshot]/.")
+              help="Output folder; the run goes to OUT/<method>-<backbone>[-zeroshot|-release]-<id>/, <id> a short "
+                   "hash of the method, resolved recipe, data and weights (so runs never collide, and every seed "
+                   "of one run joins one record).")
 @click.option("--zero-shot", is_flag=True, help="Do not train: evaluate the backbone's weights as they are.")
 @click.option("--seeds", callback=_parse_seeds, default=None, metavar="0,1,2",
               help="Seeds to train (default: the protocol's 0,1,2; 0 for --zero-shot).")
@@ -49,26 +61,35 @@ def _parse_pretrained(value: str | None) -> object:
               help="Override the recipe's global training batch (summed over processes).")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Data-loader worker processes (default 2).")
-@click.option("--config", "config", default=None, metavar="FILE|NAME",
+@click.option("--config", "config", multiple=True, metavar="FILE|NAME",
               help="Recipe overlay JSON ({'model': {...}, 'train': {...}, 'per_method': {...}}), or the name of "
-                   "one in baselines/ (e.g. demo).")
+                   "one in baselines/ (e.g. demo); repeatable, applied in order. An unknown key is an error.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override one recipe value after the overlays, e.g. --set train.lr=1e-5 or "
+                   "--set model.options.dropout=0.1 (VALUE is read as JSON, else as a string); repeatable.")
 @click.option("--regime", type=click.Choice(["uniform", "release"]), default="uniform", show_default=True,
               help="uniform: one optimiser, learning-rate pair and step budget for every method (controlled "
                    "comparisons); release: the method as its authors' code trains it (comparisons with papers). "
                    "Recorded in the result; docs/protocol.md, 'Training regimes'.")
-@click.option("--no-resume", is_flag=True, help="Ignore existing checkpoints and train from scratch.")
+@click.option("--no-resume", is_flag=True,
+              help="Ignore existing checkpoints and finished seeds of the same run: train the seeds from scratch.")
+@click.option("--keep-last", is_flag=True,
+              help="Keep each seed's last.pt (the resume point, about 3x the model) after the seed has finished; "
+                   "by default only best.pt stays.")
 @click.option("--recipes", "recipe_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               metavar="DIR", help="A folder of your own recipes, searched before the shipped ones (repeatable; "
                                   "$DVTR_RECIPE_PATH works too).")
 def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seeds: list[int] | None, device: str,
                  backbone: str | None, pretrained: str | None, epochs: int | None, batch_size: int | None,
-                 workers: int | None, config: str | None, regime: str, no_resume: bool,
-                 recipe_dirs: tuple[Path, ...]) -> None:
+                 workers: int | None, config: tuple[str, ...], sets: tuple[str, ...], regime: str, no_resume: bool,
+                 keep_last: bool, recipe_dirs: tuple[Path, ...]) -> None:
     """Train METHOD on a dataset's train split, select the checkpoint on validation, evaluate on test.
 
     METHOD is a recipe name (known: {recipes}; or one in a --recipes folder) or the path of a recipe JSON. For each seed the test split's full (captions x clips) score matrix is saved, and
     one result record (metrics computed by the protocol engine from those files, cost, provenance) is
-    written to OUT/<run>/record.json. Re-running the same command resumes from the last checkpoint.
+    written to OUT/<run>/record.json. Re-running the same command resumes from the last checkpoint; a command
+    with other --seeds adds them to the same run's record. --config overlays and --set overrides apply in order,
+    and an unknown key in any of them is an error.
 
     \b
     Examples:
@@ -77,6 +98,7 @@ def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seed
       dvtr run-baseline seqTransf --dataset ds/ --backbone dvtr-tiny --pretrained none \\
           --epochs 3 --seeds 0 --out results/
       dvtr run-baseline meanP --dataset ds/ --zero-shot --out results/
+      dvtr run-baseline xpool --dataset ds/ --config demo --set train.lr=5e-4 --seeds 1 --out results/
       python -m torch.distributed.run --nproc_per_node 2 -m dvtr_bench run-baseline msam --dataset ds/ --out r/
     """
     import datasets
@@ -84,12 +106,16 @@ def run_baseline(method: str, dataset: str, out_dir: Path, zero_shot: bool, seed
     from dvtr_bench.engine.run import run_baseline as _run
     from dvtr_bench.models.registry import add_recipe_dir
 
+    args = click.get_current_context().meta.get("dvtr.argv")
+    command = _command_line(sys.argv[0] if sys.argv else "", list(args)) if args is not None else None
+
     def go(report: object = None) -> Path:
         for d in recipe_dirs:
             add_recipe_dir(d)
         return _run(method, dataset, out_dir, zero_shot=zero_shot, seeds=seeds, device=device, backbone=backbone,
                     pretrained=_parse_pretrained(pretrained), epochs=epochs, batch_size=batch_size, workers=workers,
-                    config=config, resume=not no_resume, progress=report, regime=regime)
+                    config=list(config) or None, sets=sets, resume=not no_resume, progress=report, regime=regime,
+                    keep_last=keep_last, command=command)
 
     # Our own bars show progress; datasets' per-split tqdm lines would interleave with them.
     datasets.disable_progress_bars()

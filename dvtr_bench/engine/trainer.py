@@ -84,19 +84,31 @@ class TrainConfig:
                      "gradient_accumulation_steps": "accum_steps", "workers": "num_workers"}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], strict: bool = False) -> "TrainConfig":
-        """Build from a recipe's "train" section; ``coef_lr`` (CLIP4Clip) sets backbone_lr = lr x coef_lr."""
-        names = {f.name for f in dataclasses.fields(cls)}
+    def known_keys(cls) -> tuple[str, ...]:
+        """Every key a recipe's "train" section may hold: the fields, their aliases and ``coef_lr``."""
+        return (*(f.name for f in dataclasses.fields(cls)), *cls.KNOWN_ALIASES, "coef_lr")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], strict: bool = True, where: str = "train") -> "TrainConfig":
+        """Build from a recipe's "train" section; ``coef_lr`` (CLIP4Clip) sets backbone_lr = lr x coef_lr.
+
+        ``strict``: an unknown key is a :class:`ConfigError` with the closest known one (``where`` names the
+        section in the message); each value must have its field's type (an int where a float is expected is fine).
+        """
+        from dvtr_bench.models.registry import TRAIN_KEY_SYNONYMS, check_keys
+
+        if strict:
+            check_keys(d or {}, cls.known_keys(), where, synonyms=TRAIN_KEY_SYNONYMS)
+        names = {f.name: f for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         coef = None
         for k, v in (d or {}).items():
             k = cls.KNOWN_ALIASES.get(k, k)
             if k == "coef_lr":
-                coef = float(v)
+                coef = _typed(v, "float", f"{where}: coef_lr")
             elif k in names:
+                v = _typed(v, str(names[k].type), f"{where}: {k}")
                 kwargs[k] = tuple(v) if k == "betas" else v
-            elif strict:
-                raise ConfigError(f"unknown training option {k!r}")
         cfg = cls(**kwargs)
         if coef is not None and "backbone_lr" not in kwargs:
             cfg.backbone_lr = cfg.lr * coef
@@ -151,6 +163,36 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
         return d
+
+
+def _typed(value: Any, annotation: str, where: str) -> Any:
+    """``value`` checked against a field's annotation (``int``, ``float``, ``bool | None``, ``tuple[...]``, ...).
+
+    JSON and ``--set`` give ints for floats (``1`` for ``1.0``), so an int passes as a float, as a float; a bool is
+    never taken for a number, and a string never for anything but a string.
+    """
+    kinds = [a.strip() for a in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return None
+    for kind in kinds:
+        if kind == "bool" and isinstance(value, bool):
+            return value
+        if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind == "str" and isinstance(value, str):
+            return value
+        if kind.startswith("tuple[") and isinstance(value, (list, tuple)):
+            n = len(kind[len("tuple["):-1].split(","))
+            if len(value) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+                return [float(x) for x in value]
+        if kind == "Any":
+            return value
+    names = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+             "None": "null"}
+    want = " or ".join(names.get(k, "a list of " + str(len(k.split(","))) + " numbers") for k in kinds)
+    raise ConfigError(f"{where} must be {want} (got {json.dumps(value, default=str)})")
 
 
 @dataclass

@@ -17,7 +17,7 @@ def create_method(name_or_recipe: Any, backbone: str | None = None, pretrained: 
     """Build a :class:`~dvtr_bench.models.base.RetrievalMethod`.
 
     ``name_or_recipe`` is a method name (``meanP``, ``seqLSTM``, ``seqTransf``, ``tightTransf``, ``xpool``,
-    ``msam``), a recipe dict or the path of a recipe JSON. ``backbone`` is an open_clip model name (default
+    ``msam``, ``amfmn``), a recipe dict or the path of a recipe JSON. ``backbone`` is an open_clip model name (default
     ``ViT-B-32``, or the recipe's); ``pretrained`` is an open_clip tag (``"openai"``), a local checkpoint path or
     None for random init (default: the recipe's, else ``"openai"``). ``image_size`` overrides the vision input
     size (default: the backbone's, or the recipe's ``model.image_size``). ``overrides`` replace the method's options.

@@ -25,13 +25,15 @@ before the shipped ones).
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import importlib
+import inspect
 import json
 import os
 import pkgutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping, Sequence
 
 from dvtr_bench.errors import ConfigError
 
@@ -200,39 +202,165 @@ def _is_path(value: str | Path) -> bool:
     return p.suffix == ".json" or p.is_file()
 
 
-def load_recipe(name_or_path: str | Path | Mapping[str, Any], overlay: str | Path | Mapping[str, Any] | None = None
-                ) -> dict[str, Any]:
+# Every key a recipe or an overlay may hold, per section: anything else is a typo or a misplaced key, and a run
+# that silently ignored it would record a configuration it never used.
+RECIPE_KEYS = ("method", "aliases", "description", "module", "model", "train", "protocol", "source", "overlay")
+OVERLAY_KEYS = ("description", "model", "train", "per_method", "source")
+MODEL_KEYS = ("backbone", "pretrained", "image_size", "options")
+PROTOCOL_KEYS = ("num_frames", "max_tokens", "seeds", "checkpoint_selection")
+SET_SECTIONS = ("model", "train")
+# Names the releases' argument parsers use for train keys: offered as the "did you mean" of an unknown key.
+TRAIN_KEY_SYNONYMS = {"learning_rate": "lr", "clip_lr": "backbone_lr", "noclip_lr": "lr", "num_epochs": "epochs",
+                      "lr_backbone": "backbone_lr", "warmup_ratio": "warmup"}
+
+
+def check_keys(section: Any, known: Collection[str], where: str, prefix: str = "",
+               synonyms: Mapping[str, str] | None = None) -> None:
+    """Raise a :class:`ConfigError` naming ``where`` for the first key of ``section`` not in ``known``.
+
+    The message offers the closest known key (did you mean ...?; ``synonyms`` maps names other projects use,
+    such as ``learning_rate``, to ours) and lists them all.
+    """
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'the file'} must be a JSON object "
+                          f"(got {type(section).__name__})")
+    for key in section:
+        if key not in known:
+            close = ([synonyms[key]] if synonyms and key in synonyms else
+                     difflib.get_close_matches(str(key), [str(k) for k in known], n=1, cutoff=0.6))
+            hint = f" (did you mean {prefix}{close[0]!s}?)" if close else ""
+            listing = ", ".join(sorted(known)) or "none"
+            raise ConfigError(f"{where}: unknown key {prefix}{key}{hint}; known: {listing}")
+
+
+def method_options(cls: type) -> tuple[str, ...]:
+    """The options a method class accepts: the named parameters of its constructor after the backbone."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # self, backbone
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def _check_model(model: Any, where: str, cls: type | None, prefix: str = "model.") -> None:
+    check_keys(model, MODEL_KEYS, where, prefix)
+    options = model.get("options")
+    if options is None:
+        return
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{where}: {prefix}options must be a JSON object (got {type(options).__name__})")
+    if cls is not None:
+        check_keys(options, method_options(cls), where, f"{prefix}options.")
+
+
+def validate_recipe(recipe: Mapping[str, Any], where: str, train_keys: Collection[str] | None = None) -> None:
+    """Check every section of a method recipe for unknown keys (``train_keys``: those of the trainer, if given)."""
+    check_keys(recipe, RECIPE_KEYS, where)
+    cls = method_class(recipe["method"]) if "method" in recipe else None
+    _check_model(recipe.get("model") or {}, where, cls)
+    check_keys(recipe.get("protocol") or {}, PROTOCOL_KEYS, where, "protocol.")
+    if train_keys is not None:
+        check_keys(recipe.get("train") or {}, train_keys, where, "train.", TRAIN_KEY_SYNONYMS)
+
+
+def validate_overlay(over: Mapping[str, Any], where: str, train_keys: Collection[str] | None = None) -> None:
+    """Check an overlay: its sections, and each ``per_method`` entry (a registered method, model/train only)."""
+    check_keys(over, OVERLAY_KEYS, where)
+    _check_model(over.get("model") or {}, where, None)
+    if train_keys is not None:
+        check_keys(over.get("train") or {}, train_keys, where, "train.", TRAIN_KEY_SYNONYMS)
+    per = over.get("per_method") or {}
+    if not isinstance(per, Mapping):
+        raise ConfigError(f"{where}: per_method must be a JSON object of method name -> overrides")
+    by_lower = {m.lower(): m for m in list_methods()}
+    for name, section in per.items():
+        if str(name).lower() not in by_lower:
+            check_keys({name: None}, list_methods(), where, "per_method.")
+        cls = method_class(name)
+        check_keys(section, ("model", "train"), where, f"per_method.{name}.")
+        _check_model(section.get("model") or {}, where, cls, f"per_method.{name}.model.")
+        if train_keys is not None:
+            check_keys(section.get("train") or {}, train_keys, where, f"per_method.{name}.train.",
+                       TRAIN_KEY_SYNONYMS)
+
+
+def parse_assignment(text: str) -> dict[str, Any]:
+    """``"train.lr=1e-5"`` -> ``{"train": {"lr": 1e-05}}``: the value is JSON if it parses as JSON, else a string.
+
+    Dotted paths nest (``model.options.dropout=0.1``); the first part must be one of :data:`SET_SECTIONS`.
+    """
+    path, sep, raw = str(text).partition("=")
+    parts = [p.strip() for p in path.split(".")]
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ConfigError(f"--set {text!r}: write SECTION.KEY=VALUE, e.g. train.lr=1e-5 or "
+                          "model.options.dropout=0.1")
+    if parts[0] not in SET_SECTIONS:
+        check_keys({parts[0]: None}, SET_SECTIONS, f"--set {text}")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def read_overlay(overlay: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """An overlay as ``(dict, label, where)``: from a name in the recipe folders, a JSON path or a dict."""
+    if isinstance(overlay, Mapping):
+        return copy.deepcopy(dict(overlay)), "custom", "the overlay"
+    op = Path(overlay) if _is_path(overlay) else _find_recipe(str(overlay), overlays=True)
+    return _read_json(op), op.stem, str(op)
+
+
+def apply_overlay(recipe: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``recipe`` with the overlay's ``model`` and ``train`` sections, then its ``per_method[<method>]``, merged in."""
+    per = (over.get("per_method") or {})
+    by_lower = {str(k).lower(): v for k, v in per.items()}
+    out = deep_merge(recipe, {k: over[k] for k in ("model", "train") if k in over})
+    return deep_merge(out, by_lower.get(str(recipe["method"]).lower(), {}))
+
+
+def load_recipe(name_or_path: str | Path | Mapping[str, Any],
+                overlay: str | Path | Mapping[str, Any] | Sequence[str | Path | Mapping[str, Any]] | None = None,
+                train_keys: Collection[str] | None = None) -> dict[str, Any]:
     """A recipe as a dict, from a recipe name (see the module docstring), a JSON path, or a dict.
 
-    ``overlay`` (an overlay name such as ``"demo"``, a path or a dict) is merged on top: its ``model`` and ``train``
-    sections, then its ``per_method[<method>]`` section. The result records the overlay's name under
-    ``"overlay"``. A name that matches no recipe is a :class:`ConfigError`, never an empty default.
+    ``overlay`` (an overlay name such as ``"demo"``, a path or a dict, or a list of them applied in order) is
+    merged on top: its ``model`` and ``train`` sections, then its ``per_method[<method>]`` section. The result
+    records the overlays' names under ``"overlay"`` (joined by ``+``). A name that matches no recipe, and a key no
+    section knows (with ``train_keys``, the trainer's keys, for ``train`` sections), is a :class:`ConfigError`.
     """
     if isinstance(name_or_path, Mapping):
         recipe = copy.deepcopy(dict(name_or_path))
+        where = "the recipe"
     elif _is_path(name_or_path):
         recipe = _read_json(Path(name_or_path))
+        where = str(name_or_path)
     else:
-        recipe = _read_json(_find_recipe(str(name_or_path)))
-    where = name_or_path if not isinstance(name_or_path, Mapping) else "the recipe"
+        path = _find_recipe(str(name_or_path))
+        recipe, where = _read_json(path), str(path)
     if "method" not in recipe:
         raise ConfigError(f"{where}: a recipe needs a 'method' field (a file without one is an overlay: pass it "
                           "as the overlay)")
     if recipe.get("module"):
         _import_plugin(str(recipe["module"]), f"recipe {where}")
     recipe["method"] = method_class(recipe["method"]).name
+    validate_recipe(recipe, where, train_keys)
     recipe.setdefault("model", {}).setdefault("options", {})
     recipe.setdefault("train", {})
-    if overlay is not None:
-        if isinstance(overlay, Mapping):
-            over, label = dict(overlay), "custom"
-        else:
-            op = Path(overlay) if _is_path(overlay) else _find_recipe(str(overlay), overlays=True)
-            over, label = _read_json(op), op.stem
-        per = (over.get("per_method") or {}).get(recipe["method"], {})
-        recipe = deep_merge(recipe, {k: over[k] for k in ("model", "train") if k in over})
-        recipe = deep_merge(recipe, per)
-        recipe["overlay"] = label
+    if overlay is None:
+        return recipe
+    overlays = [overlay] if isinstance(overlay, (str, Path, Mapping)) else list(overlay)
+    labels = [str(recipe["overlay"])] if recipe.get("overlay") else []
+    for item in overlays:
+        over, label, over_where = read_overlay(item)
+        if "method" in over:
+            raise ConfigError(f"{over_where} is a method recipe, not an overlay (it has a 'method' field)")
+        validate_overlay(over, over_where, train_keys)
+        recipe = apply_overlay(recipe, over)
+        labels.append(label)
+    recipe["overlay"] = "+".join(labels)
     return recipe
 
 

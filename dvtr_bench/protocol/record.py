@@ -112,7 +112,8 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
                  notes: Optional[str] = None, extra: Optional[Mapping[str, Any]] = None,
                  created_at: Optional[str] = None, chunk_size: Optional[int] = None,
                  progress: Optional[ProgressFn] = None,
-                 training: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+                 training: Optional[Mapping[str, Any]] = None,
+                 reproducibility: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """Assemble a result record whose metrics are computed here, from the saved score files.
 
     Args:
@@ -138,8 +139,10 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
         created_at: ISO 8601 UTC time; now by default.
         chunk_size / progress: passed to the metrics engine (progress task ``"metrics"``).
         training: ``{"regime": "release" | "uniform" | None, "steps_per_epoch": int | [int, ...] | None}``
-            (+ optional ``"total_steps"``): how the method was trained. None (zero-shot, or scores from
-            elsewhere) records both as null.
+            (+ optional ``"total_steps"``, ``"batch_size"``): how the method was trained. None (zero-shot, or
+            scores from elsewhere) records both as null.
+        reproducibility: optional ``{"command", "fingerprints": {split: sha256}, "run_id", "cpu_model",
+            "gpu_models", "device", "world_size", "torch_threads", "interop_threads", "deterministic"}``.
 
     Returns:
         The record dict, already validated.
@@ -260,6 +263,8 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
     }
     if notes is not None:
         rec["notes"] = notes
+    if reproducibility is not None:
+        rec["reproducibility"] = json.loads(json.dumps(dict(reproducibility), default=str))
     if extra is not None:
         rec["extra"] = json.loads(json.dumps(extra, default=str))
     problems = validate_record(rec)

@@ -101,7 +101,7 @@ def _read_run_json(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.is_file():
         raise InputError("not a dvtr run folder: it has no run.json (give the folder `dvtr run-baseline` wrote, "
-                         "e.g. runs/meanP-dvtr-tiny, or use --backbone for a zero-shot model)", file=run_dir)
+                         "e.g. runs/meanP-dvtr-tiny-2c0007a3, or use --backbone for a zero-shot model)", file=run_dir)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -161,6 +161,8 @@ def test_records_say_frozen_and_methods_share_the_cache(learnable_splits, tmp_pa
     off = read_record(run_baseline("meanP", learnable_splits, tmp_path / "off",
                                    **{**kw, "train_overrides": {**FAST, "feature_cache": "off"}}))
     assert off["extra"]["frame_features"] == [None]
+    # a throughput of the head alone is no evaluation throughput: not recorded
+    assert r1["cost"]["eval_clips_per_s"] is None and off["cost"]["eval_clips_per_s"] > 0
     assert off["runs"][0]["metrics"] == pytest.approx(r1["runs"][0]["metrics"], rel=1e-6)
 
 

@@ -440,7 +440,8 @@ def _finished_seeds(run_dir: Path) -> list[SeedOutcome]:
                 memory_kind=str(s["memory_kind"]), train_seconds=float(s.get("train_seconds") or 0.0),
                 best_epoch=s.get("best_epoch"), best_val=dict(s.get("best_val") or {}),
                 history=list(s.get("history") or []), resumed_from_epoch=s.get("resumed_from_epoch"),
-                steps_per_epoch=list(s.get("steps_per_epoch") or []), command=s.get("command")))
+                steps_per_epoch=list(s.get("steps_per_epoch") or []), command=s.get("command"),
+                frame_features=s.get("frame_features"), data_path=s.get("data_path")))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"a seed entry of run.json is incomplete ({type(exc).__name__}: {exc}); delete the "
                              "file to start the run over", file=path) from None
@@ -461,7 +462,8 @@ def _write_run_json(path: Path, state: dict[str, Any], outcomes: list[SeedOutcom
                    "train_seconds": o.train_seconds, "eval_seconds": o.eval_seconds,
                    "eval_clips_per_s": o.eval_clips_per_s, "peak_memory_mb": o.peak_memory_mb,
                    "memory_kind": o.memory_kind, "resumed_from_epoch": o.resumed_from_epoch,
-                   "steps_per_epoch": o.steps_per_epoch, "command": o.command, "history": o.history}
+                   "steps_per_epoch": o.steps_per_epoch, "command": o.command,
+                   "frame_features": o.frame_features, "data_path": o.data_path, "history": o.history}
                   for o in outcomes]}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
@@ -496,7 +498,9 @@ def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, test_digests: d
         gflops = None
     cost = R.collect_cost(
         parameters=params.get("total"), gflops_per_clip=gflops,
-        eval_clips_per_s=float(np.mean([o.eval_clips_per_s for o in outcomes])),
+        # From cached frame features the evaluation ran the method's head only: no throughput to compare.
+        eval_clips_per_s=(None if any((o.frame_features or {}).get("test") for o in outcomes)
+                          else float(np.mean([o.eval_clips_per_s for o in outcomes]))),
         train_time_s=0.0 if zero_shot else float(np.mean([o.train_seconds for o in outcomes])),
         peak_memory_mb=max(o.peak_memory_mb for o in outcomes),
         trainable_parameters=params.get("trainable"))

@@ -373,3 +373,30 @@ def test_cost_counts(methods):
     assert count_parameters(methods["meanP"])["new"] == 0
     g_mean, g_tight = gflops_per_clip(methods["meanP"]), gflops_per_clip(methods["tightTransf"])
     assert 0 < g_mean < g_tight  # the cross-encoder pays per pair on top of the frame encoder
+
+
+# built-in methods whose video side is a head over per-frame CLS features: all of them can run from cached features
+FRAME_FEATURE_METHODS = ["meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam"]
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_video_head_runs_from_frame_features(methods, name):
+    # The cached-feature mode feeds encode_video_features with stored frame_features output: that must be exactly
+    # what encode_video computes, padded frames included.
+    from dvtr_bench.models.common import uses_frame_features
+
+    m = methods[name]
+    if not uses_frame_features(m):
+        # only a method whose video embedding reads more than the per-frame features may do without the hook
+        assert name not in FRAME_FEATURE_METHODS, f"{name} overrides encode_video: no cached frame features"
+        pytest.skip(f"{name} reads more than per-frame features (e.g. amfmn: intermediate patch maps)")
+    frames, mask = _clips(3, seed=5), torch.ones(3, v1.NUM_FRAMES, dtype=torch.bool)
+    mask[1, 4:] = False
+    mask[2, ::2] = False
+    with torch.no_grad():
+        direct = m.encode_video(frames, mask)
+        feats, fmask = m.frame_features(frames, mask)
+        head = m.encode_video_features(feats.clone(), fmask.clone())
+    assert direct.keys() == head.keys()
+    for k in direct:
+        assert torch.equal(direct[k], head[k]), k

@@ -1,17 +1,29 @@
 """Feeding a dvtr dataset split to a model: stored JPEG frames -> preprocessed tensors, captions -> tokens.
 
-The stored protocol frames are decoded here with PIL in DataLoader worker processes (``datasets``' own image
-decoding builds a PIL object per image in the main process and cannot be spread over workers the same way),
-then put through the method's FrameSpec in the same worker.
+The stored protocol frames are decoded with libjpeg-turbo through ``torchvision.io.decode_jpeg`` (a clip's frames
+in one batched call; frames that are not JPEG fall back to PIL) in DataLoader worker processes (``datasets``' own
+image decoding builds a PIL object per image in the main process and cannot be spread over workers the same way).
+Where the method's FrameSpec runs is the *frame device*:
 
-Small splits (the demo's, the tests') are decoded once into one uint8 tensor and reused every epoch; large
-ones stream from the Parquet shards through the workers. ``frame_cache="auto"`` picks by size.
+* ``frame_device=None`` (CPU runs): in the same worker, so the CPU cores share decoding and preprocessing;
+* ``frame_device=<device>`` (CUDA runs): frames stay uint8 until they reach the device -- workers hand over
+  padded uint8 clips in pinned memory, the copy is non-blocking and one batch ahead, and resizing, cropping and
+  normalising run on the device (4x fewer bytes over the bus than float32, and no float work on the CPU);
+* ``decode_device=<cuda device>`` as well: the workers only read the JPEG bytes and the device decodes each batch
+  (nvjpeg, batched).
+
+Every path applies the same FrameSpec to the same decoded pixels, and padded frame slots are exact zeros on every
+path, so the choice never changes a number (tests compare the paths tensor for tensor on CPU).
+
+Small splits (the demo's, the tests') are decoded once into memory and reused every epoch; large ones stream from
+the Parquet shards through the workers. ``frame_cache="auto"`` picks by size.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -19,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset as TorchDataset
 
-from dvtr_bench.errors import InputError
+from dvtr_bench.errors import ConfigError, InputError
 from dvtr_bench.models.base import FrameSpec, pad_clip
 from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.protocol.v1 import NUM_FRAMES
@@ -29,14 +41,64 @@ from dvtr_bench.protocol.v1 import NUM_FRAMES
 # runs on every use); else frames stream from the shards through the workers.
 PREPARED_CACHE_BYTES = 2 << 30
 RAW_CACHE_BYTES = 3 << 30
+FRAME_TRANSFORMS = ("auto", "workers", "device")
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:
-    """JPEG bytes -> uint8 [H, W, 3] RGB."""
+    """JPEG (or any image PIL reads) bytes -> uint8 [H, W, 3] RGB, through PIL."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def decode_frames(blobs: Sequence[bytes], device: torch.device | str | None = None) -> torch.Tensor:
+    """One clip's stored frames -> uint8 ``[t, H, W, 3]`` RGB on ``device`` (CPU by default).
+
+    libjpeg-turbo (or nvjpeg for a CUDA device) through ``torchvision.io.decode_jpeg``, all frames in one batched
+    call. Its pixels equal PIL's on the stored frames (both are libjpeg-turbo with the same IDCT; the tests
+    check it). A frame it cannot read (PNG, CMYK JPEG) sends the clip through PIL instead.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg as tv_decode_jpeg
+
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs]
+    try:
+        with warnings.catch_warnings():
+            # torchvision 0.29 points to TorchCodec's image decoders, which need system FFmpeg libraries; until
+            # dvtr can assume those, this is the libjpeg-turbo binding at hand. Only this message is muted.
+            warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                                    category=DeprecationWarning)
+            images = tv_decode_jpeg(data, mode=ImageReadMode.RGB, device=dev)
+        sizes = {tuple(im.shape) for im in images}
+        if len(sizes) > 1:
+            raise ValueError(f"frames of different sizes in one clip: {sorted(sizes)}")
+        return torch.stack(images).permute(0, 2, 3, 1)  # CHW -> HWC, as a view: FrameSpec permutes back for free
+    except RuntimeError:
+        pass
+    out = torch.from_numpy(np.stack([decode_jpeg(b) for b in blobs]))
+    return out.to(dev) if dev.type != "cpu" else out
+
+
+def _pad_raw(raw: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 ``[t, H, W, 3]`` -> zero-padded ``[num_frames, H, W, 3]`` and its mask."""
+    t = raw.shape[0]
+    mask = torch.zeros(num_frames, dtype=torch.bool)
+    mask[:t] = True
+    if t == num_frames:
+        return raw.contiguous(), mask
+    out = raw.new_zeros((num_frames, *raw.shape[1:]))
+    out[:t] = raw
+    return out, mask
+
+
+def prepare_on(raw: torch.Tensor, mask: torch.Tensor, spec: FrameSpec) -> torch.Tensor:
+    """Padded uint8 clips ``[B, T, H, W, 3]`` (+ mask ``[B, T]``) -> float ``[B, T, 3, S, S]`` where they are.
+
+    Padded slots come out as exact zeros, as :func:`pad_clip` makes them on the worker path.
+    """
+    x = spec(raw)
+    return x * mask.to(device=x.device, dtype=x.dtype)[:, :, None, None, None]
 
 
 def _frame_bytes(item: Any, file: str | None, record: Any) -> bytes:
@@ -56,26 +118,43 @@ class ClipFrames(TorchDataset):
 
     Works on the raw JPEG bytes of the ``frames`` column (read as Arrow, never decoded by ``datasets``) and
     applies the method's own :class:`~dvtr_bench.models.base.FrameSpec`, so every method sees its backbone's
-    preprocessing of the identical stored pixels. With ``raw=True`` items are the decoded uint8 frames
-    ``[t, H, W, 3]`` instead (what the in-memory cache keeps).
+    preprocessing of the identical stored pixels. ``output`` says what an item holds instead of float frames:
+    ``"raw"``, the decoded uint8 frames ``[t, H, W, 3]`` (what the in-memory cache keeps); ``"uint8"``, those
+    zero-padded to ``[T, H, W, 3]`` with their mask (the FrameSpec then runs on the device); ``"bytes"``, the
+    frames' JPEG bytes (the device decodes them).
     """
 
+    OUTPUTS = ("float", "raw", "uint8", "bytes")
+
     def __init__(self, split: Any, spec: FrameSpec, name: str = "split", num_frames: int = NUM_FRAMES,
-                 raw: bool = False):
+                 raw: bool = False, output: str = "float"):
         if "frames" not in split.column_names:
             raise InputError("dataset split has no 'frames' column", file=name)
+        if output not in self.OUTPUTS:
+            raise ValueError(f"output must be one of {self.OUTPUTS} (got {output!r})")
         self.name = name
         self.spec = spec
         self.num_frames = num_frames
-        self.raw = raw
+        self.output = "raw" if raw else output
         # Arrow rows give the stored {"bytes", "path"} structs without datasets decoding (or casting) images.
         self._frames = split.select_columns(["frames"]).with_format("arrow")
+
+    @property
+    def raw(self) -> bool:
+        return self.output == "raw"
+
+    def view(self, output: str) -> "ClipFrames":
+        """The same split with items of another ``output`` kind (shares the Arrow table)."""
+        other = ClipFrames.__new__(ClipFrames)
+        other.__dict__.update(self.__dict__)
+        other.output = output
+        return other
 
     def __len__(self) -> int:
         return len(self._frames)
 
-    def decode(self, i: int) -> torch.Tensor:
-        """Clip ``i``'s stored frames as uint8 ``[t, H, W, 3]`` (t <= num_frames)."""
+    def blobs(self, i: int) -> list[bytes]:
+        """Clip ``i``'s stored frame bytes (at most ``num_frames``, subsampled uniformly when there are more)."""
         items = self._frames[int(i)].column("frames")[0].as_py()
         if not items:
             raise InputError("clip has no frames", file=self.name, record=int(i))
@@ -85,17 +164,31 @@ class ClipFrames(TorchDataset):
             # slice_framepos=2) rather than cut, so the whole clip stays covered.
             keep = np.linspace(0, len(items) - 1, T).round().astype(int)
             items = [items[k] for k in keep]
+        return [_frame_bytes(it, self.name, i) for it in items]
+
+    def decode(self, i: int, device: torch.device | str | None = None,
+               blobs: Sequence[bytes] | None = None) -> torch.Tensor:
+        """Clip ``i``'s stored frames as uint8 ``[t, H, W, 3]`` (t <= num_frames)."""
+        blobs = self.blobs(i) if blobs is None else blobs
         try:
-            return torch.from_numpy(np.stack([decode_jpeg(_frame_bytes(it, self.name, i)) for it in items]))
+            return decode_frames(blobs, device)
         except InputError:
             raise
         except Exception as exc:  # a corrupt JPEG, or frames of mixed sizes inside one clip
             raise InputError(f"cannot decode the clip's frames: {exc}", file=self.name, record=int(i)) from exc
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[int, Any, torch.Tensor]:
+        if self.output == "bytes":
+            blobs = self.blobs(i)
+            mask = torch.zeros(self.num_frames, dtype=torch.bool)
+            mask[:len(blobs)] = True
+            return int(i), blobs, mask
         raw = self.decode(i)
-        if self.raw:
+        if self.output == "raw":
             return int(i), raw, torch.ones(raw.shape[0], dtype=torch.bool)
+        if self.output == "uint8":
+            padded, mask = _pad_raw(raw, self.num_frames)
+            return int(i), padded, mask
         frames, mask = prepare(raw, self.spec, self.num_frames)
         return int(i), frames, mask
 
@@ -115,17 +208,66 @@ def _collate_list(batch: list[tuple[int, torch.Tensor, torch.Tensor]]) -> tuple[
     return torch.tensor([b[0] for b in batch], dtype=torch.long), [b[1] for b in batch], None
 
 
+def _collate_uint8(batch: list[tuple[int, Any, torch.Tensor]]) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    # One stacked uint8 tensor when the clips share a frame size (one copy to the device); else a list of clips.
+    idx = torch.tensor([b[0] for b in batch], dtype=torch.long)
+    masks = torch.stack([b[2] for b in batch])
+    clips = [b[1] for b in batch]
+    if isinstance(clips[0], torch.Tensor) and len({tuple(c.shape) for c in clips}) == 1:
+        return idx, torch.stack(clips), masks
+    return idx, clips, masks
+
+
 def _worker_init(_: int) -> None:
     # Each worker decodes on one core; letting torch spawn a thread pool per worker oversubscribes.
     torch.set_num_threads(1)
 
 
-def make_loader(frames: ClipFrames, batches: Sequence[Sequence[int]], num_workers: int) -> DataLoader:
+def make_loader(frames: ClipFrames, batches: Sequence[Sequence[int]], num_workers: int,
+                pin_memory: bool = False) -> DataLoader:
     """A DataLoader yielding (indices, frames, masks) for the given batches of clip indices, in that order."""
+    collate = {"raw": _collate_list, "uint8": _collate_uint8, "bytes": _collate_uint8}.get(frames.output, _collate)
     return DataLoader(frames, batch_sampler=[list(b) for b in batches], num_workers=num_workers,
-                      collate_fn=_collate_list if frames.raw else _collate,
+                      collate_fn=collate, pin_memory=pin_memory,
                       worker_init_fn=_worker_init if num_workers > 0 else None,
                       prefetch_factor=4 if num_workers > 0 else None)
+
+
+def _one_ahead(items: Iterator[Any], move: Any) -> Iterator[Any]:
+    """Apply ``move`` (an asynchronous host-to-device copy) to the next item before yielding the current one."""
+    pending = None
+    for item in items:
+        moved = move(item)
+        if pending is not None:
+            yield pending
+        pending = moved
+    if pending is not None:
+        yield pending
+
+
+_REPORTED_PATHS: set[str] = set()
+
+
+def choose_frame_path(device: torch.device | str, frame_transform: str = "auto",
+                      gpu_decode: bool = False) -> tuple[torch.device | None, torch.device | None]:
+    """(frame_device, decode_device) for a run on ``device``.
+
+    ``frame_transform``: "auto" (on the device when it is a GPU, else in the loader workers, which measured
+    faster on CPU: the workers spread the float work over the cores), "workers" or "device". ``gpu_decode``
+    also decodes the JPEG bytes on the device (CUDA only).
+    """
+    device = torch.device(device)
+    if frame_transform not in FRAME_TRANSFORMS:
+        raise ConfigError(f"frame_transform {frame_transform!r} is not supported (known: {', '.join(FRAME_TRANSFORMS)})")
+    if gpu_decode:
+        if device.type != "cuda":
+            raise ConfigError(f"gpu_decode needs a CUDA device (this run is on {device})")
+        if frame_transform == "workers":
+            raise ConfigError("gpu_decode decodes on the GPU, so the FrameSpec cannot run in the loader workers: "
+                              "use frame_transform auto or device")
+        return device, device
+    on_device = frame_transform == "device" or (frame_transform == "auto" and device.type == "cuda")
+    return (device if on_device else None), None
 
 
 class FrameSource:
@@ -133,37 +275,62 @@ class FrameSource:
 
     Every path applies the same FrameSpec to the same decoded pixels, so cached and streamed splits give
     bit-identical inputs (a split's size must never change a number). ``cache``: "auto", True (cache, ready
-    to use if it fits the budget, else decoded), "prepared", "raw" or False.
+    to use if it fits the budget, else decoded), "prepared", "raw" or False. ``frame_device`` / ``decode_device``
+    (see the module docstring and :func:`choose_frame_path`): where the FrameSpec runs and where JPEG is
+    decoded; batches then come out on ``frame_device``. With a frame device the in-memory cache keeps uint8.
     """
 
     def __init__(self, split: Any, spec: FrameSpec, num_workers: int = 0, cache: bool | str = "auto",
                  name: str = "split", progress: ProgressFn | None = None, decode_batch: int = 16,
-                 num_frames: int = NUM_FRAMES, raw_only: bool = False):
+                 num_frames: int = NUM_FRAMES, raw_only: bool = False,
+                 frame_device: torch.device | str | None = None, decode_device: torch.device | str | None = None):
         self.frames = ClipFrames(split, spec, name=name, num_frames=num_frames)
         self.num_frames = num_frames
         self.spec = spec
         self.num_workers = num_workers
         self.name = name
+        self.decode_device = torch.device(decode_device) if decode_device is not None else None
+        self.frame_device = torch.device(frame_device) if frame_device is not None else self.decode_device
+        # a float cache would undo the point of moving uint8: keep decoded frames instead
+        keep_uint8 = raw_only or self.frame_device is not None
         n = len(self.frames)
         prepared_bytes = 4 * n * num_frames * 3 * spec.image_size ** 2
         if cache in ("auto", True):
             raw_bytes = self._estimate_raw_bytes()
-            if prepared_bytes <= PREPARED_CACHE_BYTES and not raw_only:
+            if prepared_bytes <= PREPARED_CACHE_BYTES and not keep_uint8:
                 self.mode = "prepared"
             elif cache is True or (raw_bytes is not None and raw_bytes <= RAW_CACHE_BYTES):
                 self.mode = "raw"
             else:
                 self.mode = "stream"
         elif cache in ("prepared", "raw"):
-            self.mode = "raw" if raw_only else str(cache)
+            self.mode = "raw" if keep_uint8 else str(cache)
         elif cache in (False, None, "stream", "none"):
             self.mode = "stream"
         else:
             raise ValueError(f"frame_cache must be auto, prepared, raw or stream (got {cache!r})")
         self._raw: list[torch.Tensor] | None = None
         self._prepared: tuple[torch.Tensor, torch.Tensor] | None = None
+        if progress is not None and self.path not in _REPORTED_PATHS:
+            # Said once per process and path, so a user sees which data path runs without a line per split.
+            _REPORTED_PATHS.add(self.path)
+            progress(Progress(task="data path", completed=1, total=1, info={"frames": self.path}))
         if self.mode != "stream":
             self._materialise(progress, decode_batch)
+
+    @property
+    def path(self) -> str:
+        """The data path in words: decoder, where the FrameSpec runs, what is cached."""
+        workers = f"{self.num_workers} worker{'s' if self.num_workers != 1 else ''}" if self.num_workers else "the main process"
+        decode = (f"nvjpeg on {self.decode_device} (batched)" if self.decode_device is not None
+                  and self.decode_device.type == "cuda" else
+                  "libjpeg-turbo in the main process (batched)" if self.decode_device is not None else
+                  f"libjpeg-turbo in {workers}")
+        spec = (f"FrameSpec on {self.frame_device} (uint8 until there)" if self.frame_device is not None
+                else f"FrameSpec in {workers}")
+        cache = {"prepared": "split kept preprocessed in memory", "raw": "split kept decoded (uint8) in memory",
+                 "stream": "streamed"}[self.mode]
+        return f"{decode}; {spec}; {cache}"
 
     @property
     def cached(self) -> bool:
@@ -197,11 +364,8 @@ class FrameSource:
                     progress(Progress(task=f"decode {self.name}", completed=done, total=n))
             self._prepared = (data, mask)
             return
-        raw_view = ClipFrames.__new__(ClipFrames)
-        raw_view.__dict__.update(self.frames.__dict__)
-        raw_view.raw = True
         out: list[torch.Tensor | None] = [None] * n
-        for idx, clips, _ in make_loader(raw_view, batches, self.num_workers):
+        for idx, clips, _ in make_loader(self.frames.view("raw"), batches, self.num_workers):
             for i, c in zip(idx.tolist(), clips):
                 out[i] = c.clone()
             done += len(idx)
@@ -219,7 +383,9 @@ class FrameSource:
         if transform is not None:
             yield from self._transformed(batches, transform, generator)
             return
-        if self._prepared is not None:
+        if self.frame_device is not None:
+            yield from self._on_device(batches)
+        elif self._prepared is not None:
             data, mask = self._prepared
             for b in batches:
                 idx = torch.as_tensor(list(b), dtype=torch.long)
@@ -232,6 +398,48 @@ class FrameSource:
         else:
             yield from make_loader(self.frames, batches, self.num_workers)
 
+    def _on_device(self, batches: Sequence[Sequence[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The uint8 path: padded uint8 clips reach ``frame_device`` (pinned, non-blocking, one batch ahead),
+        where they are decoded (``decode_device``) and/or put through the FrameSpec."""
+        dev = self.frame_device
+        assert dev is not None
+        pin = dev.type == "cuda"
+        T = self.num_frames
+
+        def move(item: tuple[torch.Tensor, Any, torch.Tensor]) -> tuple[torch.Tensor, Any, torch.Tensor]:
+            idx, clips, mask = item
+            if isinstance(clips, torch.Tensor):
+                clips = (clips.pin_memory() if pin and not clips.is_pinned() else clips).to(dev, non_blocking=True)
+            return idx, clips, mask.to(dev, non_blocking=True)
+
+        if self._raw is not None:
+            cached = (_collate_uint8([(i, *_pad_raw(self._raw[i], T)) for i in b]) for b in batches)
+            items: Iterator[tuple[torch.Tensor, Any, torch.Tensor]] = _one_ahead(cached, move)
+        elif self.decode_device is not None:
+            # The workers only read bytes; every frame of the batch is decoded on the device.
+            items = (self._decode_batch(idx, blobs, mask) for idx, blobs, mask in
+                     make_loader(self.frames.view("bytes"), batches, self.num_workers))
+        else:
+            items = _one_ahead(iter(make_loader(self.frames.view("uint8"), batches, self.num_workers,
+                                                pin_memory=pin)), move)
+        for idx, clips, mask in items:
+            if isinstance(clips, torch.Tensor):
+                frames = prepare_on(clips, mask, self.spec)
+            else:  # clips of different frame sizes: the FrameSpec brings each to S x S
+                frames = torch.stack([prepare_on(c.to(dev)[None], m[None], self.spec)[0]
+                                      for c, m in zip(clips, mask)])
+            yield idx, frames, mask
+
+    def _decode_batch(self, idx: torch.Tensor, blobs: list[list[bytes]],
+                      mask: torch.Tensor) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        dev = self.decode_device
+        clips = [_pad_raw(self.frames.decode(int(i), device=dev, blobs=b), self.num_frames)[0]
+                 for i, b in zip(idx.tolist(), blobs)]
+        mask = mask.to(dev)
+        if len({tuple(c.shape) for c in clips}) == 1:
+            return idx, torch.stack(clips), mask
+        return idx, clips, mask
+
 
     def _transformed(self, batches: Sequence[Sequence[int]], transform: Any,
                      generator: torch.Generator | None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -241,10 +449,8 @@ class FrameSource:
             clips: Iterator[tuple[list[int], list[torch.Tensor]]] = (
                 (list(b), [self._raw[i] for i in b]) for b in batches)
         else:
-            raw_view = ClipFrames.__new__(ClipFrames)
-            raw_view.__dict__.update(self.frames.__dict__)
-            raw_view.raw = True
-            clips = ((idx.tolist(), raws) for idx, raws, _ in make_loader(raw_view, batches, self.num_workers))
+            clips = ((idx.tolist(), raws) for idx, raws, _ in
+                     make_loader(self.frames.view("raw"), batches, self.num_workers))
         for idx, raws in clips:
             prepared = [pad_clip(transform(r, generator), self.num_frames) for r in raws]
             yield (torch.as_tensor(idx, dtype=torch.long), torch.stack([p[0] for p in prepared]),

@@ -79,17 +79,24 @@ def encode_captions(method: Any, tokens: Any, device: torch.device, batch_size: 
 @torch.no_grad()
 def encode_clips(method: Any, source: Any, indices: range | list[int], device: torch.device, batch_size: int,
                  progress: ProgressFn | None = None, task: str = "encode video",
-                 autocast: bool = False) -> dict[str, torch.Tensor]:
-    """Encode the clips ``indices`` of a FrameSource in blocks, in that order; the embedding stays on ``device``."""
+                 autocast: bool | torch.dtype = False) -> dict[str, torch.Tensor]:
+    """Encode the clips ``indices`` of a FrameSource (or cached FrameFeatures) in blocks, in that order.
+
+    The embedding stays on ``device``. ``autocast``: True (float16, the historical meaning), a dtype
+    (``torch.bfloat16`` works on CPU too) or False.
+    """
     from dvtr_bench.models.base import concat_embeddings
 
     idx = list(indices)
     batches = [idx[s:s + batch_size] for s in range(0, len(idx), batch_size)]
     parts = []
     done = 0
+    # A FrameFeatures source holds the backbone's frame features already: only the method's head runs.
+    encode = method.encode_video_features if hasattr(source, "feats") else method.encode_video
+    dtype = torch.float16 if autocast is True else (autocast or None)
     for _, frames, mask in source.batches(batches):
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=autocast):
-            emb = method.encode_video(frames.to(device, non_blocking=True), mask.to(device))
+        with torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            emb = encode(frames.to(device, non_blocking=True), mask.to(device))
         parts.append({k: v.float() if v.is_floating_point() else v for k, v in emb.items()})
         done += frames.shape[0]
         if progress is not None:
@@ -101,19 +108,25 @@ def encode_clips(method: Any, source: Any, indices: range | list[int], device: t
 
 def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", split_name: str = "test",
              batch_size: int = 32, text_batch_size: int = 256, score_block: int = 1024, num_workers: int = 0,
-             frame_cache: bool | str = "auto", scores_path: str | Path | None = None,
+             frame_cache: bool | str = "stream", scores_path: str | Path | None = None,
              source: Any = None, captions: Any = None, tokens: Any = None,
-             autocast: bool = False, clip_digests: dict[str, str] | None = None,
-             progress: ProgressFn | None = None) -> EvalResult:
+             autocast: bool | torch.dtype = False, clip_digests: dict[str, str] | None = None,
+             features: Any = None, frame_device: torch.device | str | None = None,
+             decode_device: torch.device | str | None = None, progress: ProgressFn | None = None) -> EvalResult:
     """Evaluate a frozen ``method`` on one split under the protocol.
 
     ``split`` is a ``datasets.Dataset`` with the clip columns (``frames``, ``captions``, ``clip_id``).
+    Its frames stream through the loader by default (``frame_cache="stream"``): a split read once gains nothing
+    from being held in memory, and streaming keeps host memory flat in the split's size.
+    ``frame_device`` / ``decode_device``: the data path (:func:`dvtr_bench.engine.data.choose_frame_path`).
     ``source``/``captions``/``tokens`` may be passed in to reuse frames already decoded (the trainer evaluates
     the validation split every epoch). Under torch.distributed every rank must call this; each encodes its
     shard, the embeddings are gathered, and the main rank scores, saves ``scores_path`` (the protocol's .npz)
     and computes the metrics, which are then broadcast so every rank returns the same ``metrics``.
     ``clip_digests`` (``dvtr_bench.protocol.fingerprint.clip_digests(split)``) bind the saved score file to
-    the split: its fingerprint can then be recomputed from the file alone.
+    the split: its fingerprint can then be recomputed from the file alone. ``features``
+    (:class:`~dvtr_bench.engine.features.FrameFeatures` of this split under the method's frozen backbone) replaces
+    the frames: only the method's head runs on them, and ``encode_video_seconds`` then times the head alone.
     """
     from dvtr_bench.protocol.metrics import compute_metrics
     from dvtr_bench.engine import distributed as D
@@ -129,9 +142,14 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
     t0 = time.perf_counter()
     if captions is None:
         captions = Captions.from_split(split, name=split_name)
-    if source is None:
+    if features is not None:
+        if len(features) != captions.n_clips:
+            raise ValueError(f"{split_name}: cached features hold {len(features)} clips, the split {captions.n_clips}")
+        source = features
+    elif source is None:
         source = FrameSource(split, method.frame_spec, num_workers=num_workers, cache=frame_cache,
-                             name=split_name, progress=progress)
+                             name=split_name, progress=progress, frame_device=frame_device,
+                             decode_device=decode_device)
     if tokens is None:
         tokens = method.tokenize(captions.texts)
 
@@ -186,4 +204,5 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
         transductive=bool(getattr(method, "transductive", False)), n_clips=captions.n_clips,
         n_captions=len(captions.texts), seconds=seconds, encode_video_seconds=video_seconds,
         clips_per_s=captions.n_clips / max(video_seconds, 1e-9), peak_memory_mb=mem, memory_kind=kind,
-        scores_path=str(scores_path) if scores_path is not None and rank == 0 else None, scores_sha256=sha)
+        scores_path=str(scores_path) if scores_path is not None and rank == 0 else None, scores_sha256=sha,
+        extra={"data_path": "cached frame features" if features is not None else getattr(source, "path", None)})

@@ -21,6 +21,7 @@ has finished and its checkpoint has been selected on validation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -51,6 +52,8 @@ class SeedOutcome:
     resumed_from_epoch: int | None = None
     steps_per_epoch: list[int] = field(default_factory=list)
     command: list[str] | None = None      # the command line that ran this seed
+    frame_features: dict[str, str] | None = None  # split -> "encoded" | "loaded" | "memory" when features were cached
+    data_path: dict[str, Any] | None = None       # how frames reached the model (decoder, FrameSpec device, precision)
 
 
 def _slug(s: str) -> str:
@@ -239,7 +242,8 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
 
 RUN_ID_CHARS = 8
 # Train keys that change how fast a run goes, not what it computes: they do not make a new run.
-_RUNTIME_TRAIN_KEYS = ("num_workers", "frame_cache", "eval_batch_size", "text_batch_size")
+_RUNTIME_TRAIN_KEYS = ("num_workers", "frame_cache", "eval_batch_size", "text_batch_size", "feature_cache",
+                       "feature_cache_dir", "frame_transform", "gpu_decode", "channels_last", "compile")
 
 
 def run_identity(recipe: dict[str, Any], fingerprints: dict[str, str], weights: str | None,
@@ -277,12 +281,21 @@ def _run_seeds(state: dict[str, Any], ds: Any, dataset_arg: Any, run_dir: Path, 
     from dvtr_bench.engine import distributed as D
     from dvtr_bench.engine.evaluate import evaluate
     from dvtr_bench.engine.trainer import seed_everything, train
+    from dvtr_bench.models.common import uses_frame_features
 
     recipe, tcfg, zero_shot = state["recipe"], state["tcfg"], state["zero_shot"]
     bb = recipe["model"].get("backbone")
     pt = recipe["model"].get("pretrained", ...)
     method_obj = None
     sources: dict[str, Any] = {}  # decoded train/validation frames, shared by the seeds
+    # Frozen-backbone frame features are kept beside the runs, so methods sharing a backbone share them too.
+    feature_dir = tcfg.feature_cache_dir or str(Path(run_dir).parent / "feature-cache")
+    from dvtr_bench.engine.data import choose_frame_path
+    from dvtr_bench.engine.execution import apply_model_options, autocast_dtype, run_precision
+
+    precision = run_precision(dev, tcfg.amp, tcfg.bf16)
+    frame_device, decode_device = choose_frame_path(dev, tcfg.frame_transform, tcfg.gpu_decode)
+    train_cfg = dataclasses.replace(tcfg, feature_cache_dir=feature_dir)
     t_run = time.perf_counter()
     for si, seed in enumerate(seeds):
         report("seeds", completed=si, total=len(seeds), info={"seed": seed})
@@ -292,25 +305,47 @@ def _run_seeds(state: dict[str, Any], ds: Any, dataset_arg: Any, run_dir: Path, 
         seed_everything(seed)
         method_obj = create_method(recipe, backbone=bb, pretrained=pt)
         method_obj.to(dev)
+        if zero_shot:  # training applies them itself (after the frozen-backbone switch)
+            apply_model_options(method_obj, channels_last=tcfg.channels_last, compile=tcfg.compile)
         seed_dir = run_dir / f"seed{seed}"
         tr = None
         if not zero_shot:
-            tr = train(method_obj, ds["train"], ds["validation"], seed_dir, config=tcfg, seed=seed, device=dev,
+            tr = train(method_obj, ds["train"], ds["validation"], seed_dir, config=train_cfg, seed=seed, device=dev,
                        resume=resume, progress=progress, sources=sources)
         # The test split is decoded and scored here, and only here: after the checkpoint was selected.
         scores_path = run_dir / f"scores_seed{seed}.npz"
+        test_features = None
+        if (zero_shot or tcfg.freeze_backbone) and tcfg.feature_cache != "off" and uses_frame_features(method_obj):
+            from dvtr_bench.engine.data import FrameSource
+            from dvtr_bench.engine.features import frame_features_for
+            from dvtr_bench.protocol.fingerprint import dataset_fingerprint
+
+            if "fingerprint:test" not in sources:
+                sources["fingerprint:test"] = dataset_fingerprint(ds["test"])
+            test_features = frame_features_for(
+                method_obj, FrameSource(ds["test"], method_obj.frame_spec, num_workers=tcfg.num_workers,
+                                        cache="stream", name="test", frame_device=frame_device,
+                                        decode_device=decode_device),
+                sources["fingerprint:test"], device=dev, batch_size=tcfg.eval_batch_size, cache_dir=feature_dir,
+                precision=precision,
+                memo=sources.setdefault("features", {}), progress=progress if info.is_main else None, name="test")
         res = evaluate(method_obj, ds["test"], device=dev, split_name="test", batch_size=tcfg.eval_batch_size,
                        text_batch_size=tcfg.text_batch_size, num_workers=tcfg.num_workers,
-                       frame_cache=tcfg.frame_cache, scores_path=scores_path,
+                       frame_cache="stream", scores_path=scores_path,
                        clip_digests=test_digests if info.is_main else {},
-                       autocast=dev.type == "cuda" and tcfg.amp is not False, progress=progress)
+                       autocast=autocast_dtype(precision) or False, features=test_features,
+                       frame_device=frame_device, decode_device=decode_device, progress=progress)
         finished[seed] = SeedOutcome(
             seed=seed, scores_path=scores_path, scores_sha256=res.scores_sha256, test_metrics=res.metrics,
             eval_clips_per_s=res.clips_per_s, eval_seconds=res.seconds, peak_memory_mb=res.peak_memory_mb,
             memory_kind=res.memory_kind, train_seconds=tr.train_seconds if tr else 0.0,
             best_epoch=tr.best_epoch if tr else None, best_val=tr.best_val if tr else {},
             history=tr.history if tr else [], resumed_from_epoch=tr.resumed_from_epoch if tr else None,
-            steps_per_epoch=tr.steps_per_epoch if tr else [], command=state["command"])
+            steps_per_epoch=tr.steps_per_epoch if tr else [], command=state["command"],
+            data_path={"train": tr.extra.get("data_path") if tr else None, "test": res.extra.get("data_path"),
+                       "precision": precision},
+            frame_features=({**((tr.extra.get("frame_features") or {}) if tr else {}),
+                             **({"test": test_features.origin} if test_features is not None else {})} or None))
         if info.is_main:
             _write_run_json(run_dir / "run.json", state, sorted(finished.values(), key=lambda o: o.seed),
                             "running", requested=seeds)
@@ -405,7 +440,8 @@ def _finished_seeds(run_dir: Path) -> list[SeedOutcome]:
                 memory_kind=str(s["memory_kind"]), train_seconds=float(s.get("train_seconds") or 0.0),
                 best_epoch=s.get("best_epoch"), best_val=dict(s.get("best_val") or {}),
                 history=list(s.get("history") or []), resumed_from_epoch=s.get("resumed_from_epoch"),
-                steps_per_epoch=list(s.get("steps_per_epoch") or []), command=s.get("command")))
+                steps_per_epoch=list(s.get("steps_per_epoch") or []), command=s.get("command"),
+                frame_features=s.get("frame_features"), data_path=s.get("data_path")))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"a seed entry of run.json is incomplete ({type(exc).__name__}: {exc}); delete the "
                              "file to start the run over", file=path) from None
@@ -426,7 +462,8 @@ def _write_run_json(path: Path, state: dict[str, Any], outcomes: list[SeedOutcom
                    "train_seconds": o.train_seconds, "eval_seconds": o.eval_seconds,
                    "eval_clips_per_s": o.eval_clips_per_s, "peak_memory_mb": o.peak_memory_mb,
                    "memory_kind": o.memory_kind, "resumed_from_epoch": o.resumed_from_epoch,
-                   "steps_per_epoch": o.steps_per_epoch, "command": o.command, "history": o.history}
+                   "steps_per_epoch": o.steps_per_epoch, "command": o.command,
+                   "frame_features": o.frame_features, "data_path": o.data_path, "history": o.history}
                   for o in outcomes]}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
@@ -461,7 +498,9 @@ def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, test_digests: d
         gflops = None
     cost = R.collect_cost(
         parameters=params.get("total"), gflops_per_clip=gflops,
-        eval_clips_per_s=float(np.mean([o.eval_clips_per_s for o in outcomes])),
+        # From cached frame features the evaluation ran the method's head only: no throughput to compare.
+        eval_clips_per_s=(None if any((o.frame_features or {}).get("test") for o in outcomes)
+                          else float(np.mean([o.eval_clips_per_s for o in outcomes]))),
         train_time_s=0.0 if zero_shot else float(np.mean([o.train_seconds for o in outcomes])),
         peak_memory_mb=max(o.peak_memory_mb for o in outcomes),
         trainable_parameters=params.get("trainable"))
@@ -479,13 +518,17 @@ def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, test_digests: d
                                                                        list(test_digests.values()))},
         backbone={"name": getattr(backbone, "model_name", recipe["model"].get("backbone")),
                   "pretrained": getattr(backbone, "pretrained", recipe["model"].get("pretrained")),
-                  "weights_sha256": getattr(backbone, "weights_sha256", None)},
+                  "weights_sha256": getattr(backbone, "weights_sha256", None),
+                  "frozen": bool(zero_shot or getattr(tcfg, "freeze_backbone", False))},
         score_files={o.seed: o.scores_path for o in outcomes}, record_path=record_path,
         transductive=bool(getattr(method, "transductive", False)), zero_shot=zero_shot,
         checkpoint_selection="none" if zero_shot else "validation", cost=cost, run_info=run_info,
         training=_training_info(tcfg, outcomes, zero_shot), reproducibility=reproducibility,
         extra={"world_size": world, "wall_time_s": wall_s,
-               "eval_time_s": float(np.mean([o.eval_seconds for o in outcomes])), "per_seed": [{"seed": o.seed, "train_time_s": o.train_seconds,
+               "eval_time_s": float(np.mean([o.eval_seconds for o in outcomes])),
+               # where each seed's frame features came from when they were cached (None: encoded every step)
+               "frame_features": [o.frame_features for o in outcomes],
+               "data_path": outcomes[0].data_path, "per_seed": [{"seed": o.seed, "train_time_s": o.train_seconds,
                                                   "eval_clips_per_s": o.eval_clips_per_s,
                                                   "best_val": o.best_val} for o in outcomes]},
         progress=progress)

@@ -30,10 +30,15 @@ from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.provenance import config_hash
 from dvtr_bench.engine import checkpoint as ckpt
 from dvtr_bench.engine import distributed as D
-from dvtr_bench.engine.data import Captions, FrameSource, epoch_plan
+from dvtr_bench.engine.data import FRAME_TRANSFORMS, Captions, FrameSource, choose_frame_path, epoch_plan
+from dvtr_bench.engine.execution import apply_model_options, autocast, autocast_dtype, run_precision
 from dvtr_bench.engine.optim import build_optimizer, build_scheduler
 from dvtr_bench.models.base import select_text, text_to
+from dvtr_bench.models.common import uses_backbone_text
 from dvtr_bench.text import CaptionCorpus
+
+
+FEATURE_CACHE_MODES = ("auto", "on", "off")
 
 
 @dataclass
@@ -66,6 +71,14 @@ class TrainConfig:
     frame_cache: bool | str = "auto"
     select_metric: str = "rsum"           # validation metric that picks the checkpoint (higher is better)
     select_ties: str = "earlier"          # on an equal score keep the earlier epoch, or take the "later" one
+    freeze_backbone: bool = False         # train new modules (+ logit scale) only; backbone encoders not optimised
+    feature_cache: str = "auto"           # auto | on | off: frozen backbone -> frame features encoded once
+    feature_cache_dir: str | None = None  # folder of cached frame features shared by runs (None: in memory)
+    frame_transform: str = "auto"         # auto | workers | device: where the FrameSpec runs (docs/data-path.md)
+    gpu_decode: bool = False              # CUDA: decode the stored JPEG frames on the GPU (nvjpeg, batched)
+    bf16: bool = False                    # bfloat16 autocast for training and evaluation, on CPU and CUDA
+    channels_last: bool = False           # channels-last memory format for the image tower and its input
+    compile: bool = False                 # torch.compile the image tower
 
     KNOWN_ALIASES = {"warmup_proportion": "warmup", "max_grad_norm": "grad_clip", "batch": "batch_size",
                      "gradient_accumulation_steps": "accum_steps", "workers": "num_workers"}
@@ -116,13 +129,33 @@ class TrainConfig:
         for name, value, known in (("regime", self.regime, REGIMES), ("optimizer", self.optimizer, OPTIMIZERS),
                                    ("decay", self.decay, DECAY_RULES), ("schedule", self.schedule, tuple(SCHEDULES)),
                                    ("augment", self.augment, ("none", "xpool")),
-                                   ("select_ties", self.select_ties, ("earlier", "later"))):
+                                   ("select_ties", self.select_ties, ("earlier", "later")),
+                                   ("feature_cache", self.feature_cache, FEATURE_CACHE_MODES)):
             if value not in known:
                 raise ConfigError(f"{name} {value!r} is not supported (known: {', '.join(known)})")
         if self.fp16_backbone and self.optimizer != "bertadam":
             raise ConfigError("fp16_backbone needs optimizer bertadam (the CLIP4Clip/MSAM release update)")
         if self.loss_group is not None and int(self.loss_group) < 1:
             raise ConfigError(f"loss_group must be >= 1 or null (got {self.loss_group})")
+        for name in ("freeze_backbone", "gpu_decode", "bf16", "channels_last", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false (got {getattr(self, name)!r})")
+        if self.frame_transform not in FRAME_TRANSFORMS:
+            raise ConfigError(f"frame_transform {self.frame_transform!r} is not supported "
+                              f"(known: {', '.join(FRAME_TRANSFORMS)})")
+        if self.gpu_decode and self.frame_transform == "workers":
+            raise ConfigError("gpu_decode decodes on the GPU, so the FrameSpec cannot run in the loader workers: "
+                              "use frame_transform auto or device")
+        if self.bf16 and self.amp:
+            raise ConfigError("bf16 and amp (fp16 autocast) exclude each other: choose one")
+        if self.bf16 and self.fp16_backbone:
+            raise ConfigError("bf16 cannot be combined with fp16_backbone")
+        if self.feature_cache == "on" and not self.freeze_backbone:
+            raise ConfigError("feature_cache 'on' needs freeze_backbone: a backbone that trains changes the "
+                              "frame features every step")
+        if self.feature_cache == "on" and self.augment != "none":
+            raise ConfigError(f"feature_cache 'on' cannot be combined with augment {self.augment!r}: augmentation "
+                              "draws new pixels every epoch, so there is nothing to cache")
         if self.lr <= 0 or self.backbone_lr < 0:
             raise ConfigError(f"learning rates must be positive (lr={self.lr}, backbone_lr={self.backbone_lr})")
 
@@ -186,15 +219,23 @@ class _Step(nn.Module):
     gradients of computations that go through the wrapped module's forward).
     """
 
-    def __init__(self, method: nn.Module, world_size: int, loss_group: int | None = None):
+    def __init__(self, method: nn.Module, world_size: int, loss_group: int | None = None,
+                 from_features: bool = False, cached_text: bool = False):
         super().__init__()
         self.method = method
         self.world_size = world_size
         self.loss_group = loss_group
+        # frames are then cached frame_features output ([B, T, D]) and only the method's head runs on them
+        self.from_features = from_features
+        # tokens are then the text embeddings themselves, computed once by the frozen backbone
+        self.cached_text = cached_text
 
     def forward(self, tokens: Any, frames: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        text = self.method.encode_text(tokens)
-        video = self.method.encode_video(frames, mask)
+        text = tokens if self.cached_text else self.method.encode_text(tokens)
+        if self.from_features:
+            video = self.method.encode_video_features(frames, mask)
+        else:
+            video = self.method.encode_video(frames, mask)
         text = D.gather_embedding(text, with_grad=True)
         video = D.gather_embedding(video, with_grad=True)
         n = int(next(iter(text.values())).shape[0])
@@ -223,7 +264,9 @@ def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
 
 def _fingerprint(config: TrainConfig, method: nn.Module, n_train: int, n_val: int, seed: int, world: int) -> str:
     return config_hash({"train": {k: v for k, v in config.to_dict().items()
-                                  if k not in ("num_workers", "frame_cache", "eval_batch_size", "text_batch_size")},
+                                  if k not in ("num_workers", "frame_cache", "eval_batch_size", "text_batch_size",
+                                               "feature_cache", "feature_cache_dir", "frame_transform",
+                                               "gpu_decode", "channels_last", "compile")},
                         "method": getattr(method, "name", type(method).__name__),
                         "method_config": getattr(method, "config", {}), "n_train": n_train, "n_val": n_val,
                         "seed": seed, "world_size": world})
@@ -231,13 +274,18 @@ def _fingerprint(config: TrainConfig, method: nn.Module, n_train: int, n_val: in
 
 def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Path, *, config: TrainConfig,
           seed: int, device: torch.device | str = "cpu", resume: bool = True,
-          progress: ProgressFn | None = None, sources: dict[str, FrameSource] | None = None) -> TrainResult:
+          progress: ProgressFn | None = None, sources: dict[str, Any] | None = None) -> TrainResult:
     """Train ``method`` in place on ``train_split``; select the epoch on ``val_split``; load the best weights.
 
     ``run_dir`` receives ``last.pt`` (every epoch), ``best.pt`` (weights of the best validation epoch) and
     ``history.jsonl``. With ``resume`` and an existing ``last.pt`` of the same configuration, training continues
     after its epoch. The test split is not an argument: the trainer cannot see it. ``sources`` may hold
-    FrameSources of "train" / "validation" decoded earlier for the same FrameSpec (reused across seeds).
+    FrameSources of "train" / "validation" decoded earlier for the same FrameSpec (reused across seeds); the
+    trainer also keeps the splits' fingerprints and cached frame features there.
+
+    With ``config.freeze_backbone`` the backbone's parameters are left out of the optimiser and it runs in eval
+    mode; then (``feature_cache`` "auto" or "on", no augmentation, a method with the frame-feature hook) every
+    clip's frame features are computed once (:mod:`dvtr_bench.engine.features`) and only the head trains.
     """
     from dvtr_bench.engine.evaluate import evaluate
 
@@ -246,7 +294,9 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
     run_dir = Path(run_dir)
     rank, world = D.world()
     is_main = rank == 0
-    amp = (device.type == "cuda") if config.amp is None else bool(config.amp and device.type == "cuda")
+    precision = run_precision(device, config.amp, config.bf16)
+    amp = precision == "float16"  # fp16 needs the gradient scaler; bf16 has float32's range and does not
+    frame_device, decode_device = choose_frame_path(device, config.frame_transform, config.gpu_decode)
 
     tr_caps = Captions.from_split(train_split, name="train")
     va_caps = Captions.from_split(val_split, name="validation")
@@ -256,6 +306,16 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
                            fingerprint=getattr(train_split, "_fingerprint", None))
     method.prepare_text(corpus)
     method.to(device)
+    if config.freeze_backbone:
+        from dvtr_bench.engine.features import is_temperature
+
+        # The logit scale stays trainable: it is the loss temperature (the only parameter meanP has), not part of
+        # the encoders, and the frame features do not depend on it.
+        for pname, p in method.backbone.named_parameters():
+            if not is_temperature(pname):
+                p.requires_grad_(False)
+    use_features = _use_feature_cache(config, method)
+    apply_model_options(method, channels_last=config.channels_last, compile=config.compile)
     n_train = tr_caps.n_clips - tr_caps.n_uncaptioned  # a clip without captions is never drawn
     if n_train == 0:
         raise ConfigError("the train split has no captioned clip: nothing to train on")
@@ -281,18 +341,45 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         # Augmentation crops the stored frames before the FrameSpec, so it needs them undecoded-from-spec.
         raw = name == "train" and config.augment != "none"
         if (src is None or src.spec != method.frame_spec or len(src) != len(split)
-                or (raw and src.mode == "prepared")):
+                or (raw and src.mode == "prepared") or src.frame_device != frame_device
+                or src.decode_device != decode_device):
+            # Cached features read the frames at most once: streaming them avoids holding a decoded copy.
             sources[name] = FrameSource(split, method.frame_spec, num_workers=config.num_workers,
-                                        cache=config.frame_cache, name=name, raw_only=raw,
-                                        progress=progress if is_main else None)
+                                        cache="stream" if use_features else config.frame_cache, name=name,
+                                        raw_only=raw, progress=progress if is_main else None,
+                                        frame_device=frame_device, decode_device=decode_device)
     tr_src, va_src = sources["train"], sources["validation"]
+    features: dict[str, Any] = {}
+    if use_features:
+        from dvtr_bench.engine.features import frame_features_for
+        from dvtr_bench.protocol.fingerprint import dataset_fingerprint
+
+        for name, split, src in (("train", train_split, tr_src), ("validation", val_split, va_src)):
+            fp_key = f"fingerprint:{name}"
+            if fp_key not in sources:
+                sources[fp_key] = dataset_fingerprint(split)
+            features[name] = frame_features_for(
+                method, src, sources[fp_key], device=device, batch_size=config.eval_batch_size,
+                cache_dir=config.feature_cache_dir, precision=precision, memo=sources.setdefault("features", {}),
+                progress=progress if is_main else None, name=name)
 
     optimizer = build_optimizer(method, config.lr, config.backbone_lr, config.weight_decay, config.betas,
                                 config.eps, optimizer=config.optimizer, decay=config.decay,
                                 fp16_backbone=config.fp16_backbone, param_clip=config.param_clip)
     scheduler = build_scheduler(optimizer, total_steps, config.warmup, config.schedule)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    step_module: nn.Module = _Step(method, world, config.loss_group)
+    text_cache: dict[str, torch.Tensor] | None = None
+    if use_features and uses_backbone_text(method):
+        from dvtr_bench.engine.evaluate import encode_captions
+
+        # The method's text embedding is the frozen backbone's sentence embedding: a constant of each caption.
+        was_training = method.backbone.training
+        method.backbone.eval()
+        with autocast(device, precision):
+            text_cache = encode_captions(method, tr_tokens, device, config.text_batch_size)
+        method.backbone.train(was_training)
+    step_module: nn.Module = _Step(method, world, config.loss_group, from_features=use_features,
+                                   cached_text=text_cache is not None)
     augment = None
     if config.augment == "xpool":
         from dvtr_bench.engine.augment import XPoolTrainAugment
@@ -334,6 +421,8 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         t_epoch = time.perf_counter()
         torch.manual_seed(_epoch_seed(seed, epoch, rank))
         method.train()
+        if config.freeze_backbone:
+            method.backbone.eval()  # a frozen feature extractor: no dropout, whatever the head does
         plan = epoch_plan(tr_caps, seed, epoch, batch)
         local = [b[rank * per_rank:(rank + 1) * per_rank] for b in plan]
         clip_batches = [[c for c, _ in b] for b in local]
@@ -341,16 +430,21 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         optimizer.zero_grad(set_to_none=True)
         # Augmentation draws come from their own generator, a function of (seed, epoch, rank), so resuming replays them.
         aug_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch, rank) ^ 0xA06) if augment else None
-        for i, (_, frames, mask) in enumerate(tr_src.batches(clip_batches, transform=augment, generator=aug_gen)):
+        batches = (features["train"].batches(clip_batches) if use_features
+                   else tr_src.batches(clip_batches, transform=augment, generator=aug_gen))
+        for i, (_, frames, mask) in enumerate(batches):
             cap_idx = torch.as_tensor([k for _, k in local[i]], dtype=torch.long)
-            tokens = text_to(select_text(tr_tokens, cap_idx), device)
+            if text_cache is not None:
+                tokens = {k: v[cap_idx.to(v.device)] for k, v in text_cache.items()}
+            else:
+                tokens = text_to(select_text(tr_tokens, cap_idx), device)
             frames = frames.to(device, non_blocking=True)
             mask = mask.to(device)
             last_micro = (i + 1) % config.accum_steps == 0 or i + 1 == len(local)
             sync = world > 1 and not last_micro
             ctx = step_module.no_sync() if sync else _null()  # type: ignore[operator]
             with ctx:
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                with autocast(device, precision):
                     out = step_module(tokens, frames, mask)
                 loss = out["loss"]
                 if not torch.isfinite(loss):
@@ -376,7 +470,9 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         # Validation: the only split that chooses the checkpoint.
         val = evaluate(method, val_split, device=device, split_name="validation",
                        batch_size=config.eval_batch_size, text_batch_size=config.text_batch_size,
-                       source=va_src, captions=va_caps, tokens=va_tokens, autocast=amp, progress=progress)
+                       source=va_src, captions=va_caps, tokens=va_tokens,
+                       autocast=autocast_dtype(precision) or False,
+                       features=features.get("validation"), progress=progress)
         if config.select_metric not in val.metrics:
             raise ConfigError(f"select_metric {config.select_metric!r} is not a metric "
                               f"(have {sorted(val.metrics)})")
@@ -416,7 +512,25 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
     method.eval()
     return TrainResult(best_epoch=best_epoch, best_val=best_val, history=history, train_seconds=train_seconds,
                        best_path=best_path, resumed_from_epoch=resumed, steps=global_step,
-                       steps_per_epoch=steps_per_epoch)
+                       steps_per_epoch=steps_per_epoch,
+                       extra={"backbone_frozen": bool(config.freeze_backbone), "precision": precision,
+                              "data_path": tr_src.path,
+                              "frame_features": {k: f.origin for k, f in features.items()} or None,
+                              "text_embeddings_cached": text_cache is not None})
+
+
+def _use_feature_cache(config: TrainConfig, method: nn.Module) -> bool:
+    """Whether this run trains from cached frame features (see TrainConfig.feature_cache)."""
+    from dvtr_bench.models.common import uses_frame_features
+
+    if config.feature_cache == "off" or not config.freeze_backbone or config.augment != "none":
+        return False
+    if not uses_frame_features(method):
+        if config.feature_cache == "on":
+            raise ConfigError(f"feature_cache 'on': method {getattr(method, 'name', type(method).__name__)!r} "
+                              "overrides encode_video, so it cannot run from cached frame features")
+        return False
+    return True
 
 
 def _clamp_logit_scale(method: nn.Module) -> None:

@@ -106,8 +106,13 @@ class Backbone(nn.Module):
             raise TypeError("tokenize expects a list of captions, not a single string")
         return self._tokenizer(list(captions), context_length=self.context_length)
 
+    # set by dvtr_bench.engine.execution.apply_model_options: frames then enter the image tower channels-last
+    channels_last: bool = False
+
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """``[N, 3, S, S]`` preprocessed frames -> ``[N, D]`` per-frame CLS embeddings (after ln_post + proj)."""
+        if self.channels_last:
+            frames = frames.contiguous(memory_format=torch.channels_last)
         return self.model.encode_image(frames)
 
     def encode_text(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

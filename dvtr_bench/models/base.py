@@ -73,7 +73,10 @@ class FrameSpec:
     interpolation: str = "bicubic"
 
     def __call__(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """uint8 ``[..., H, W, 3]`` (channels last, as decoded) -> float32 ``[..., 3, S, S]`` normalised."""
+        """uint8 ``[..., H, W, 3]`` (channels last, as decoded) -> float32 ``[..., 3, S, S]`` normalised.
+
+        Runs where the frames are: in loader workers on the CPU, or on the GPU once the uint8 frames got there.
+        """
         if isinstance(frames, torch.Tensor):
             x = frames
         else:
@@ -84,18 +87,22 @@ class FrameSpec:
             raise ValueError(f"expected uint8 frames shaped [..., H, W, 3], got {tuple(x.shape)} {x.dtype}")
         lead = x.shape[:-3]
         h, w = int(x.shape[-3]), int(x.shape[-2])
-        x = x.reshape(-1, h, w, 3).permute(0, 3, 1, 2).float().div_(255.0)
+        x = x.reshape(-1, h, w, 3)
         s = self.image_size
-        if min(h, w) != s:
+        if min(h, w) == s:
+            # Crop while still uint8: the float work then covers only the pixels that are kept (the same numbers).
+            top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+            x = x[:, top:top + s, left:left + s].permute(0, 3, 1, 2).float().div_(255.0)
+        else:
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
             scale = s / min(h, w)
             nh, nw = max(s, round(h * scale)), max(s, round(w * scale))
             x = F.interpolate(x, size=(nh, nw), mode=self.interpolation, align_corners=False, antialias=True)
             x = x.clamp_(0.0, 1.0)
-            h, w = nh, nw
-        top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
-        x = x[:, :, top:top + s, left:left + s]
-        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
+            top, left = int(round((nh - s) / 2.0)), int(round((nw - s) / 2.0))
+            x = x[:, :, top:top + s, left:left + s]
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         x = (x - mean) / std
         return x.reshape(*lead, 3, s, s).contiguous()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 from open_clip.transformer import ResidualAttentionBlock
@@ -92,7 +92,16 @@ def text_heads(backbone: Backbone, width: int) -> tuple[int, list[nn.Module]]:
 
 
 class FrameMethod(RetrievalMethod):
-    """A method over per-frame CLIP embeddings and the CLIP sentence embedding (all methods here are)."""
+    """A method over per-frame CLIP embeddings and the CLIP sentence embedding (all methods here are).
+
+    Video encoding is split in two: :meth:`frame_features` (the backbone's image tower, per frame) and
+    :meth:`encode_video_features` (the method's own head over those features). ``encode_video`` is their
+    composition, so a subclass implements only the head; with a frozen backbone the engine computes the
+    frame features once per clip and feeds the head from that cache (``dvtr_bench.engine.features``).
+    """
+
+    # The engine may call encode_video_features on cached frame_features output instead of encode_video.
+    frame_feature_hook: ClassVar[bool] = True
 
     def __init__(self, backbone: Backbone, max_frames: int = 32):
         super().__init__(backbone)
@@ -125,6 +134,13 @@ class FrameMethod(RetrievalMethod):
         out = feats.new_zeros((b, t, feats.shape[-1]))
         out[mask_sorted] = feats
         return out, mask_sorted
+
+    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Embedding:
+        return self.encode_video_features(*self.frame_features(frames, frame_mask))
+
+    def encode_video_features(self, feats: torch.Tensor, mask: torch.Tensor) -> Embedding:
+        """The method's head: :meth:`frame_features` output (``[B, T, D]`` features, prefix ``mask``) -> embedding."""
+        raise NotImplementedError
 
     # ---- vectors for an index ---------------------------------------------------------------------------------
     def text_vector(self, text: Embedding) -> torch.Tensor:
@@ -166,3 +182,23 @@ def mean_pool(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def cosine_logits(text: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
     return l2n(text) @ l2n(video).t()
 
+
+
+def uses_frame_features(method: object) -> bool:
+    """True when ``method.encode_video`` is exactly its head over :meth:`FrameMethod.frame_features`.
+
+    Only then may the engine feed the head from cached frame features: a subclass that overrides
+    ``encode_video`` itself (or a method that is no FrameMethod) computes something the cache cannot stand for.
+    """
+    cls = type(method)
+    return (isinstance(method, FrameMethod) and cls.frame_feature_hook
+            and cls.encode_video is FrameMethod.encode_video
+            and cls.encode_video_features is not FrameMethod.encode_video_features)
+
+
+def uses_backbone_text(method: object) -> bool:
+    """True when ``method.encode_text`` is the backbone's sentence embedding alone (:meth:`FrameMethod.encode_text`).
+
+    With a frozen backbone such text embeddings are constants of the caption, so the trainer may compute them once.
+    """
+    return isinstance(method, FrameMethod) and type(method).encode_text is FrameMethod.encode_text

@@ -121,7 +121,8 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
         config: the full recipe of the run; its hash is stored as ``config_hash``.
         dataset: ``{"name", "fingerprint"}`` (+ optional ``"revision"``); ``split`` is always ``"test"`` and
             ``n_clips`` / ``n_captions`` come from the score files (given values must agree).
-        backbone: ``{"name", "pretrained"}`` (+ optional ``"weights_sha256"``).
+        backbone: ``{"name", "pretrained"}`` (+ optional ``"weights_sha256"``, and ``"frozen"``: the backbone's
+            weights did not train on this dataset).
         score_files: seed -> score file (:func:`dvtr_bench.protocol.scores.save_scores`). Zero-shot runs use a
             single entry (seed 0 by convention). All files must describe the same captions and clips.
         record_path: where the record will be written; score paths are stored relative to its folder.
@@ -227,6 +228,8 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
     bb: dict[str, Any] = {"name": str(backbone.get("name", "")), "pretrained": backbone.get("pretrained")}
     if backbone.get("weights_sha256") is not None:
         bb["weights_sha256"] = backbone["weights_sha256"]
+    if backbone.get("frozen") is not None:
+        bb["frozen"] = bool(backbone["frozen"])
 
     cost_out = dict(cost)
     cost_out.setdefault("hardware", hardware())

@@ -1,7 +1,7 @@
 """An example retrieval method that lives outside dvtr: max-pooling of the frame embeddings.
 
 v = norm(max_i norm(f_i)) over the real frames of a clip; s(t, v) = cos(t, v); loss = symmetric InfoNCE. It is the
-walk-through of docs/add-a-method.md: copy this folder, rename the method, and change ``encode_video``.
+walk-through of docs/add-a-method.md: copy this folder, rename the method, and change ``encode_video_features``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ class MaxP(FrameMethod):
             raise TypeError(f"maxP has no options, got {sorted(options)}")
         super().__init__(backbone)
 
-    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Embedding:
-        feats, mask = self.frame_features(frames, frame_mask)
+    def encode_video_features(self, feats: torch.Tensor, mask: torch.Tensor) -> Embedding:
         feats = torch.nn.functional.normalize(feats, dim=-1)
         # padded frames must never win the max (the lowest float, not -inf: a clip with no real frame stays finite)
         feats = feats.masked_fill(~mask[..., None], torch.finfo(feats.dtype).min)

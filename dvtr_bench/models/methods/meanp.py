@@ -26,8 +26,7 @@ class MeanP(FrameMethod):
         """Frame features after the method's temporal module (identity here)."""
         return frames
 
-    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Embedding:
-        feats, mask = self.frame_features(frames, frame_mask)
+    def encode_video_features(self, feats: torch.Tensor, mask: torch.Tensor) -> Embedding:
         return {"video": mean_pool(self.temporal(feats, mask), mask)}
 
     def score(self, text: Embedding, video: Embedding) -> torch.Tensor:

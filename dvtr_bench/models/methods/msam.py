@@ -130,8 +130,7 @@ class MSAM(FrameMethod):
             out["token_mask"] = self.backbone.token_mask(tokens)
         return out
 
-    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Embedding:
-        x, mask = self.frame_features(frames, frame_mask)
+    def encode_video_features(self, x: torch.Tensor, mask: torch.Tensor) -> Embedding:
         f = l2n(self.header(x, mask)) * mask[..., None].to(x.dtype)
         out = {"frames": f, "frame_mask": mask, "video": l2n(frame_mask_mean(f, mask))}
         if self.training:

@@ -44,8 +44,7 @@ class TightTransf(FrameMethod):
         self.config = {"cross_layers": cross_layers, "dropout": dropout,
                        "layers_copied_from_text": self.cross.n_copied}
 
-    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Embedding:
-        feats, mask = self.frame_features(frames, frame_mask)
+    def encode_video_features(self, feats: torch.Tensor, mask: torch.Tensor) -> Embedding:
         return {"frames": feats, "frame_mask": mask}
 
     def _pairs(self, text: Embedding, video: Embedding) -> torch.Tensor:

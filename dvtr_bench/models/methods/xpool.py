@@ -66,8 +66,7 @@ class XPool(FrameMethod):
         self.pair_budget = pair_budget
         self.config = {"heads": heads, "dropout": dropout}
 
-    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Embedding:
-        feats, mask = self.frame_features(frames, frame_mask)
+    def encode_video_features(self, feats: torch.Tensor, mask: torch.Tensor) -> Embedding:
         return {"frames": feats, "frame_mask": mask}
 
     def _pairs(self, text: Embedding, video: Embedding) -> torch.Tensor:

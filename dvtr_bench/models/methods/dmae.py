@@ -264,8 +264,7 @@ class DMAE(FrameMethod):
         words = l2n(words.float()) * mask[..., None].to(torch.float32)
         return {"text": l2n(sentence.float()), "words": words, "word_weight": weight.float() * mask}
 
-    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Embedding:
-        x, mask = self.frame_features(frames, frame_mask)
+    def encode_video_features(self, x: torch.Tensor, mask: torch.Tensor) -> Embedding:
         return {"frames": l2n(x) * mask[..., None].to(x.dtype), "frame_mask": mask}
 
     # ---- the dual-modal attention interaction -----------------------------------------------------------------

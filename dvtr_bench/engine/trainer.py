@@ -352,7 +352,9 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         rngs = _gather_rng(world)
         if is_main:
             if improved:
-                ckpt.save_atomic({"model": method.state_dict(), "epoch": epoch, "val": val.metrics}, best_path)
+                # The method's name lets `dvtr evaluate` refuse a checkpoint put in another method's run.
+                ckpt.save_atomic({"model": method.state_dict(), "epoch": epoch, "val": val.metrics,
+                                  "method": getattr(method, "name", type(method).__name__)}, best_path)
             ckpt.save_atomic({
                 "fingerprint": fp, "epoch": epoch, "model": method.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

@@ -4,10 +4,13 @@ An epoch visits every (caption, clip) pair of the train split once, as the relea
 is one global batch of pairs in which no clip and no caption text appears twice (:func:`epoch_plan`).
 Under torch.distributed the global batch is split over the ranks, embeddings are all-gathered (with gradient
 for the local part) and every rank computes the loss of the whole global batch, so N processes follow the
-same trajectory as one process holding the whole batch (up to float reduction order and dropout draws).
+same trajectory as one process holding the whole batch (up to float reduction order). No random draw depends on
+the rank: the encoders are deterministic (a method's contract), the loss -- where the methods' dropout lives --
+draws from a generator seeded by (seed, epoch, step) on every rank, and augmentation draws are seeded per slot of
+the global batch, so each clip gets the same crop whichever process loads it.
 
 Resuming: ``last.pt`` is written after every epoch with model, optimiser, scheduler, scaler and RNG states,
-the epoch, the best validation score and the history. Data order and dropout depend only on (seed, epoch), so
+the epoch, the best validation score and the history. Data order and dropout depend only on (seed, epoch, step), so
 a run stopped after epoch k and re-run reaches the same weights as an uninterrupted one.
 """
 
@@ -142,6 +145,11 @@ class _Step(nn.Module):
 
     A module of its own so that DistributedDataParallel wraps the whole computation (DDP only synchronises
     gradients of computations that go through the wrapped module's forward).
+
+    ``loss_seed``: the loss runs on the gathered global batch on every rank, so its random draws (X-Pool's,
+    MSAM's and tightTransf's dropout) come from a generator seeded alike on every rank: N processes then drop
+    exactly what one process drops, and every rank's gradient is of the same loss. Forked, so the draws do not
+    disturb the global stream.
     """
 
     def __init__(self, method: nn.Module, world_size: int, loss_group: int | None = None):
@@ -150,11 +158,20 @@ class _Step(nn.Module):
         self.world_size = world_size
         self.loss_group = loss_group
 
-    def forward(self, tokens: Any, frames: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, tokens: Any, frames: torch.Tensor, mask: torch.Tensor,
+                loss_seed: int | None = None) -> dict[str, torch.Tensor]:
         text = self.method.encode_text(tokens)
         video = self.method.encode_video(frames, mask)
         text = D.gather_embedding(text, with_grad=True)
         video = D.gather_embedding(video, with_grad=True)
+        if loss_seed is None:
+            return self._loss(text, video)
+        devices = [frames.device.index or 0] if frames.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, device_type=frames.device.type):
+            torch.manual_seed(loss_seed)
+            return self._loss(text, video)
+
+    def _loss(self, text: dict[str, torch.Tensor], video: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         n = int(next(iter(text.values())).shape[0])
         g = self.loss_group
         if not g or g >= n:
@@ -174,9 +191,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    # Dropout and any other torch randomness of an epoch: a function of (seed, epoch, rank) only.
-    return int(np.random.SeedSequence([int(seed), int(epoch), int(rank), 0x5EED]).generate_state(1)[0])
+_EPOCH, _LOSS, _AUGMENT = 0x5EED, 0x1055, 0xA06   # one stream of draws each
+
+
+def _draw_seed(seed: int, epoch: int, *slot: int, stream: int = _EPOCH) -> int:
+    # Every draw of training is a function of (seed, epoch, where in the plan), never of the rank or the world size.
+    return int(np.random.SeedSequence([int(seed), int(epoch), *map(int, slot), stream]).generate_state(1)[0])
 
 
 def _fingerprint(config: TrainConfig, method: nn.Module, n_train: int, n_val: int, seed: int, world: int) -> str:
@@ -290,16 +310,18 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
            info={"steps/epoch": steps_per_epoch[0], "pairs": len(tr_caps.texts), "batch": batch})
     for epoch in range(start_epoch, config.epochs):
         t_epoch = time.perf_counter()
-        torch.manual_seed(_epoch_seed(seed, epoch, rank))
+        torch.manual_seed(_draw_seed(seed, epoch))
         method.train()
         plan = epoch_plan(tr_caps, seed, epoch, batch)
         local = [b[rank * per_rank:(rank + 1) * per_rank] for b in plan]
         clip_batches = [[c for c, _ in b] for b in local]
         losses: list[float] = []
         optimizer.zero_grad(set_to_none=True)
-        # Augmentation draws come from their own generator, a function of (seed, epoch, rank), so resuming replays them.
-        aug_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch, rank) ^ 0xA06) if augment else None
-        for i, (_, frames, mask) in enumerate(tr_src.batches(clip_batches, transform=augment, generator=aug_gen)):
+        # Each clip's augmentation draws come from a generator seeded by its slot in the global batch: resuming
+        # replays them, and a clip is cropped alike whichever process loads it.
+        aug_seeds = ([[_draw_seed(seed, epoch, i, rank * per_rank + k, stream=_AUGMENT) for k in range(len(b))]
+                      for i, b in enumerate(local)] if augment else None)
+        for i, (_, frames, mask) in enumerate(tr_src.batches(clip_batches, transform=augment, clip_seeds=aug_seeds)):
             cap_idx = torch.as_tensor([k for _, k in local[i]], dtype=torch.long)
             tokens = text_to(select_text(tr_tokens, cap_idx), device)
             frames = frames.to(device, non_blocking=True)
@@ -309,7 +331,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
             ctx = step_module.no_sync() if sync else _null()  # type: ignore[operator]
             with ctx:
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                    out = step_module(tokens, frames, mask)
+                    out = step_module(tokens, frames, mask, _draw_seed(seed, epoch, i, stream=_LOSS))
                 loss = out["loss"]
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite training loss at epoch {epoch} step {i}")

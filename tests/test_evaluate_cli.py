@@ -149,6 +149,15 @@ def test_a_zero_shot_run_and_the_old_workaround_point_to_evaluate(runs, tmp_path
     assert not list((tmp_path / "wk").rglob("record.json"))
 
 
+def test_the_run_folder_itself_is_no_output_folder(runs, tmp_path):
+    ds, _ = runs
+    run = _fresh_run(runs, tmp_path)
+    before = (run / "record.json").read_bytes()
+    res = invoke("evaluate", run, "--dataset", ds, "--out", run, "--device", "cpu")
+    assert res.exit_code == 2 and "is the run folder itself" in res.text, res.output
+    assert (run / "record.json").read_bytes() == before
+
+
 def test_evaluate_help_lists_the_command():
     res = invoke("--help")
     assert "evaluate" in res.text

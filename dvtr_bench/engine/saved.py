@@ -269,9 +269,11 @@ def evaluate_saved(target: str | Path, dataset: Any, out: str | Path | None = No
         have = run_seeds(doc)
         want = [int(s) for s in seeds] if seeds is not None else have
         unknown = [s for s in want if s not in have]
+        if not have:
+            raise InputError("run.json lists no finished seed (the run did not complete)", file=run_dir / "run.json")
         if unknown or not want:
-            raise InputError(f"the run has no finished seed {', '.join(map(str, unknown or want)) or ''}"
-                             f" (it has {', '.join(map(str, have)) or 'none'})", file=run_dir)
+            raise InputError(f"the run has no finished seed {', '.join(map(str, unknown))} (it has "
+                             f"{', '.join(map(str, have))})", file=run_dir)
         plan = [(run_dir, s) for s in want]
 
     info, dev = D.init(device)
@@ -291,6 +293,10 @@ def evaluate_saved(target: str | Path, dataset: Any, out: str | Path | None = No
     digests = clip_digests(ds["test"])
     fingerprint = fingerprint_from_digests(list(digests), list(digests.values()))
     out_dir = Path(out) if out is not None else run_dir / f"eval-{_slug(_dataset_name(dataset))}-{fingerprint[:8]}"
+    if out_dir.resolve() == run_dir.resolve():
+        # the run's own record.json and score files live there
+        raise ConfigError(f"--out {out_dir} is the run folder itself; give another folder (default: a subfolder "
+                          "eval-<dataset>-<fingerprint> of the run)")
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     D.barrier()

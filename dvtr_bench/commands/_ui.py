@@ -46,6 +46,10 @@ def progress_bars(transient: bool = False, interval_s: float | None = None) -> I
     tasks: dict[str, TaskID] = {}
 
     def report(ev: Progress) -> None:
+        if ev.message is not None:
+            # printed through the live display, so it lands above the bars instead of tearing them
+            bars.console.print(escape(ev.message), soft_wrap=True, highlight=False)
+            return
         if ev.task not in tasks:
             tasks[ev.task] = bars.add_task(ev.task, total=ev.total, info="")
         tid = tasks[ev.task]
@@ -75,6 +79,9 @@ def _progress_lines(interval_s: float) -> ProgressFn:
     tasks: dict[str, _LineState] = {}
 
     def report(ev: Progress) -> None:
+        if ev.message is not None:
+            err_console.print(escape(ev.message), soft_wrap=True, highlight=False)
+            return
         now = time.monotonic()
         st = tasks.setdefault(ev.task, _LineState(start=now))
         if ev.total is not None:

@@ -69,6 +69,7 @@ class TrainConfig:
     frame_cache: bool | str = "auto"
     select_metric: str = "rsum"           # validation metric that picks the checkpoint (higher is better)
     select_ties: str = "earlier"          # on an equal score keep the earlier epoch, or take the "later" one
+    tensorboard: bool | str = "auto"      # TensorBoard log in seed<S>/tensorboard: "auto" = when installed
 
     KNOWN_ALIASES = {"warmup_proportion": "warmup", "max_grad_norm": "grad_clip", "batch": "batch_size",
                      "gradient_accumulation_steps": "accum_steps", "workers": "num_workers"}
@@ -114,6 +115,8 @@ class TrainConfig:
             raise ConfigError("fp16_backbone needs optimizer bertadam (the CLIP4Clip/MSAM release update)")
         if self.loss_group is not None and int(self.loss_group) < 1:
             raise ConfigError(f"loss_group must be >= 1 or null (got {self.loss_group})")
+        if self.tensorboard not in (True, False, "auto"):
+            raise ConfigError(f"tensorboard must be true, false or \"auto\" (got {self.tensorboard!r})")
         if self.lr <= 0 or self.backbone_lr < 0:
             raise ConfigError(f"learning rates must be positive (lr={self.lr}, backbone_lr={self.backbone_lr})")
 
@@ -201,7 +204,8 @@ def _draw_seed(seed: int, epoch: int, *slot: int, stream: int = _EPOCH) -> int:
 
 def _fingerprint(config: TrainConfig, method: nn.Module, n_train: int, n_val: int, seed: int, world: int) -> str:
     return config_hash({"train": {k: v for k, v in config.to_dict().items()
-                                  if k not in ("num_workers", "frame_cache", "eval_batch_size", "text_batch_size")},
+                                  if k not in ("num_workers", "frame_cache", "eval_batch_size", "text_batch_size",
+                                               "tensorboard")},
                         "method": getattr(method, "name", type(method).__name__),
                         "method_config": getattr(method, "config", {}), "n_train": n_train, "n_val": n_val,
                         "seed": seed, "world_size": world})
@@ -306,6 +310,16 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         if progress is not None and is_main:
             progress(Progress(task=task, **kw))
 
+    from dvtr_bench.engine.tblog import TrainLog
+
+    # purge_step: what an interrupted epoch logged after the resume point is dropped, not shown twice
+    tb = TrainLog(run_dir, config.tensorboard, purge_step=global_step if resumed is not None else None,
+                  write=is_main)
+    if resumed is not None:
+        left = (f"training on from epoch {resumed + 1}" if resumed < config.epochs
+                else "nothing left to train")
+        report("resume", message=f"seed {seed}: resumed from epoch {resumed} of {config.epochs} ({last_path}); "
+                                 f"{left}")
     report("epochs", completed=start_epoch, total=config.epochs,
            info={"steps/epoch": steps_per_epoch[0], "pairs": len(tr_caps.texts), "batch": batch})
     for epoch in range(start_epoch, config.epochs):
@@ -316,6 +330,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         local = [b[rank * per_rank:(rank + 1) * per_rank] for b in plan]
         clip_batches = [[c for c, _ in b] for b in local]
         losses: list[float] = []
+        step_terms: list[dict[str, float]] = []   # the micro-batches' loss terms of the current optimiser step
         optimizer.zero_grad(set_to_none=True)
         # Each clip's augmentation draws come from a generator seeded by its slot in the global batch: resuming
         # replays them, and a clip is cropped alike whichever process loads it.
@@ -339,6 +354,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
                 # scaling by the world size makes the step equal to one process's step on the whole batch.
                 scaler.scale(loss * world / config.accum_steps).backward()
             losses.append(float(loss.detach()))
+            step_terms.append({k: float(v.detach()) for k, v in out.items() if v.numel() == 1})
             if last_micro:
                 if config.grad_clip and config.grad_clip > 0:
                     scaler.unscale_(optimizer)
@@ -349,6 +365,9 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
                 scheduler.step()
                 _clamp_logit_scale(method)
                 global_step += 1
+                tb.step(global_step, {k: float(np.mean([t[k] for t in step_terms])) for k in step_terms[0]},
+                        optimizer.param_groups)
+                step_terms = []
             report("train", completed=i + 1, total=len(local),
                    info={"epoch": f"{epoch + 1}/{config.epochs}", "loss": float(np.mean(losses[-10:]))})
         epoch_train_s = time.perf_counter() - t_epoch
@@ -369,6 +388,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
                  "pairs": len(tr_caps.texts), "pairs_sitting_out": len(tr_caps.texts) - len(plan) * batch,
                  "val": val.metrics, "selected": improved}
         history.append(entry)
+        tb.epoch(global_step, entry["loss"], val.metrics, improved)
         if improved:
             best_score, best_epoch, best_val = score, epoch, dict(val.metrics)
         rngs = _gather_rng(world)
@@ -390,6 +410,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         report("epochs", completed=epoch + 1, total=config.epochs,
                info={"val " + config.select_metric: score, "best epoch": best_epoch + 1})
 
+    tb.close()
     if best_epoch < 0:
         raise ConfigError("no epoch was trained (epochs = 0?)")
     D.barrier()

@@ -39,11 +39,22 @@ SCRIPT = textwrap.dedent("""
     from dvtr_bench.testing.learnable import learnable_dataset
     from dvtr_bench.engine.run import run_baseline
     from dvtr_bench.engine import distributed as D
+    from dvtr_bench.engine import trainer
+
+    # The loss every rank computes at every step: the same global batch with the same draws gives the same loss.
+    step_losses = []
+    forward = trainer._Step.forward
+    def logged(self, *args, **kwargs):
+        out = forward(self, *args, **kwargs)
+        step_losses[-1].append(float(out["loss"].detach()))
+        return out
+    trainer._Step.forward = logged
 
     records, first = [], []
     # one launch for every method: torchrun and torch's import are most of a tiny run's time
     for i, (method, args) in enumerate(json.loads(sys.argv[2])):
         losses = []
+        step_losses.append([])
         record = run_baseline(method, learnable_dataset(16, 8, 8), os.path.join(sys.argv[1], str(i)),
                               progress=lambda ev: losses.append(ev.info["loss"])
                               if ev.task == "train" and ev.completed == 1 else None, **args)
@@ -51,7 +62,8 @@ SCRIPT = textwrap.dedent("""
         first.append(losses)
     rank, world = D.world()
     with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as f:
-        json.dump({"rank": rank, "world": world, "records": records, "first_step_loss": first}, f)
+        json.dump({"rank": rank, "world": world, "records": records, "first_step_loss": first,
+                   "step_losses": step_losses}, f)
     D.shutdown()
 """)
 
@@ -70,7 +82,7 @@ def two_processes(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-4000:]
     ranks = [json.loads((out2 / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["records"] == ranks[1]["records"]
-    return ranks[0]["records"], ranks[0]["first_step_loss"]
+    return ranks[0]["records"], ranks[0]["first_step_loss"], [r["step_losses"] for r in ranks]
 
 
 @pytest.mark.parametrize("i", range(len(RUNS)), ids=[m + ("-augmented" if a is AUGMENTED else "") for m, a in RUNS])
@@ -83,9 +95,14 @@ def test_two_gloo_processes_match_one_process(two_processes, tmp_path, i):
     one = run_baseline(method, learnable_dataset(16, 8, 8), tmp_path / "one", **args,
                        progress=lambda ev: first.append(ev.info["loss"])
                        if ev.task == "train" and ev.completed == 1 else None)
-    records, first_two = two_processes
-    # The loss of each epoch's first step, its dropout masks and crops drawn on the gathered batch: before any
-    # update the only difference left is float summation order, so a mask drawn differently shows at once.
+    records, first_two, by_rank = two_processes
+    # Every rank computes the loss of the same gathered batch with the same weights: with the same dropout masks
+    # it is the same loss at every step (a rank drawing its own masks computes another loss, and DDP then
+    # averages gradients of different losses).
+    assert len(by_rank[0][i]) == len(by_rank[1][i]) == 8
+    np.testing.assert_allclose(by_rank[1][i], by_rank[0][i], rtol=1e-6)
+    # And one process computes it too: before any update the only difference left is float summation order, so
+    # a crop drawn differently for the clips another process loads shows at once.
     print("first-step losses, 1 and 2 processes:", first, first_two[i])
     assert first[0] == pytest.approx(first_two[i][0], rel=1e-5)
     rec1, rec2 = read_record(one), read_record(records[i])

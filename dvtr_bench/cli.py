@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build-dataset": ("build_dataset", "build_dataset"),
     "annotations": ("annotations", "annotations"),
     "run-baseline": ("run_baseline", "run_baseline"),
+    "evaluate": ("evaluate", "evaluate"),
     "leaderboard": ("leaderboard", "leaderboard"),
     "index": ("index", "index"),
     "search": ("search", "search"),
@@ -71,6 +72,7 @@ def cli() -> None:
       dvtr synth --out footage/              procedural drone footage with ground truth
       dvtr build-dataset footage/videos --annotations footage/annotations.jsonl --out ds/
       dvtr run-baseline meanP --dataset ds/ --out results/
+      dvtr evaluate results/meanP-ViT-B-32 --dataset other_ds/
       dvtr leaderboard results/ --out tables/
       dvtr index ds/ --run results/meanP-ViT-B-32 --out idx/
       dvtr search idx/ "two boats moored beside a pier"

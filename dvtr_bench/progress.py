@@ -17,6 +17,8 @@ class Progress:
     ``task`` names a bar ("videos", "clips", "train", ...). ``completed`` and ``total`` are in the
     task's own unit; ``total`` is None when unknown. ``advance`` is an increment instead of an absolute
     value when ``completed`` is None. ``info`` carries extra figures to show (loss, fps, ...).
+    ``message`` makes the event a one-off notice (a run resumed from its checkpoint): the CLI prints it as a
+    line of its own, and draws no bar for it.
     """
 
     task: str
@@ -24,6 +26,7 @@ class Progress:
     total: Optional[float] = None
     advance: Optional[float] = None
     info: dict[str, Any] = field(default_factory=dict)
+    message: Optional[str] = None
 
 
 ProgressFn = Callable[[Progress], None]

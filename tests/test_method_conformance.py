@@ -13,7 +13,7 @@ import torch
 from dvtr_bench.errors import ConfigError
 from dvtr_bench.models import count_parameters, create_method, gflops_per_clip, list_methods, load_recipe
 from dvtr_bench.models.registry import list_recipes
-from dvtr_bench.models.base import FrameSpec, concat_embeddings, pad_clip, slice_embedding
+from dvtr_bench.models.base import FrameSpec, concat_embeddings, pad_clip, select_text, slice_embedding
 from dvtr_bench.protocol import v1
 from dvtr_bench.text import CaptionCorpus
 
@@ -121,6 +121,28 @@ def test_default_scoring_depends_only_on_the_pair(methods, name):
         blocked = m.score_all(text, video, block=3)
     torch.testing.assert_close(full, alone, rtol=0, atol=1e-5)
     torch.testing.assert_close(blocked, full, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_training_encoders_draw_nothing_random(name):
+    """In training mode each process encodes its own shard of the global batch, so a random draw there (dropout in
+    an encoder) would depend on the number of processes; the trainer seeds the loss's draws alike on every rank, so
+    randomness belongs in ``loss``, where the whole global batch is. Encoding a batch whole or in halves, under
+    different seeds, must give the same embeddings."""
+    m = _tiny(name).train()
+    frames, mask = _clips(4, seed=3), torch.ones(4, v1.NUM_FRAMES, dtype=torch.bool)
+    tokens = m.tokenize(CAPTIONS[:4])
+    with torch.no_grad():
+        torch.manual_seed(1)
+        whole_t, whole_v = m.encode_text(tokens), m.encode_video(frames, mask)
+        torch.manual_seed(2)
+        halves_t = concat_embeddings([m.encode_text(select_text(tokens, slice(0, 2))),
+                                      m.encode_text(select_text(tokens, slice(2, 4)))])
+        halves_v = concat_embeddings([m.encode_video(frames[:2], mask[:2]), m.encode_video(frames[2:], mask[2:])])
+    for whole, halves in ((whole_t, halves_t), (whole_v, halves_v)):
+        assert whole.keys() == halves.keys()
+        for k in whole:
+            torch.testing.assert_close(halves[k], whole[k], rtol=0, atol=1e-5, msg=k)
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -49,6 +49,10 @@ def progress_bars(transient: bool = False, interval_s: float | None = None) -> I
         if ev.task == WARNING_TASK:
             _print_warning(ev)
             return
+        if ev.message is not None:
+            # printed through the live display, so it lands above the bars instead of tearing them
+            bars.console.print(escape(ev.message), soft_wrap=True, highlight=False)
+            return
         if ev.task not in tasks:
             tasks[ev.task] = bars.add_task(ev.task, total=ev.total, info="")
         tid = tasks[ev.task]
@@ -84,6 +88,9 @@ def _progress_lines(interval_s: float) -> ProgressFn:
     def report(ev: Progress) -> None:
         if ev.task == WARNING_TASK:
             _print_warning(ev)
+            return
+        if ev.message is not None:
+            err_console.print(escape(ev.message), soft_wrap=True, highlight=False)
             return
         now = time.monotonic()
         st = tasks.setdefault(ev.task, _LineState(start=now))

@@ -177,4 +177,9 @@ def _summary(record_path: Path) -> None:
     if training.get("steps_per_epoch") is not None:
         console.print(f"training: regime {training.get('regime') or 'n/a'}, {training['steps_per_epoch']} steps/epoch, "
                       f"{training.get('total_steps', 'n/a')} steps in all; protocol {rec['protocol_version']}")
+    ev = rec.get("evaluated")
+    if ev:
+        for c in ev["checkpoints"]:
+            epoch = "n/a" if c.get("epoch") is None else c["epoch"] + 1
+            console.print(f"evaluated: run {ev.get('run_name') or ev['run']}, {c['path']} (epoch {epoch}, sha256 {c['sha256'][:12]})")
     console.print(f"record: {record_path}")

@@ -374,14 +374,20 @@ class FrameSource:
         self._raw = out  # type: ignore[assignment]
 
     def batches(self, batches: Sequence[Sequence[int]], transform: Any = None,
-                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                generator: torch.Generator | None = None, clip_seeds: Sequence[Sequence[int]] | None = None
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Yield (indices, float frames [B, T, 3, S, S], mask [B, T]) for each batch of clip indices, in order.
 
         ``transform(raw_uint8 [t, H, W, 3], generator) -> float [t, 3, S, S]`` replaces the FrameSpec (training
         augmentation); it needs a source built with ``raw_only=True`` (the prepared cache has no raw frames).
+        Its draws come from ``generator``, or with ``clip_seeds`` (shaped like ``batches``) clip ``k`` of batch
+        ``b`` draws from its own generator seeded with ``clip_seeds[b][k]``: what a clip gets then does not depend
+        on which other clips were transformed before it.
         """
         if transform is not None:
-            yield from self._transformed(batches, transform, generator)
+            if clip_seeds is not None and [len(s) for s in clip_seeds] != [len(b) for b in batches]:
+                raise ValueError("clip_seeds must hold one seed per clip of batches")
+            yield from self._transformed(batches, transform, generator, clip_seeds)
             return
         if self.frame_device is not None:
             yield from self._on_device(batches)
@@ -441,8 +447,9 @@ class FrameSource:
         return idx, clips, mask
 
 
-    def _transformed(self, batches: Sequence[Sequence[int]], transform: Any,
-                     generator: torch.Generator | None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def _transformed(self, batches: Sequence[Sequence[int]], transform: Any, generator: torch.Generator | None,
+                     clip_seeds: Sequence[Sequence[int]] | None = None
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         if self._prepared is not None:
             raise ValueError(f"{self.name}: a transform needs raw frames; build the FrameSource with raw_only=True")
         if self._raw is not None:
@@ -451,8 +458,10 @@ class FrameSource:
         else:
             clips = ((idx.tolist(), raws) for idx, raws, _ in
                      make_loader(self.frames.view("raw"), batches, self.num_workers))
-        for idx, raws in clips:
-            prepared = [pad_clip(transform(r, generator), self.num_frames) for r in raws]
+        for b, (idx, raws) in enumerate(clips):
+            gens = ([torch.Generator().manual_seed(int(s)) for s in clip_seeds[b]] if clip_seeds is not None
+                    else [generator] * len(raws))
+            prepared = [pad_clip(transform(r, g), self.num_frames) for r, g in zip(raws, gens)]
             yield (torch.as_tensor(idx, dtype=torch.long), torch.stack([p[0] for p in prepared]),
                    torch.stack([p[1] for p in prepared]))
 

@@ -174,6 +174,16 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
     recipe = resolve_recipe(method, config, backbone, pretrained, epochs, batch_size, workers, train_overrides,
                             regime=regime, sets=sets)
     tcfg = TrainConfig.from_dict(recipe["train"])
+    pre = recipe["model"].get("pretrained")
+    if zero_shot and isinstance(pre, (str, Path)) and Path(pre).expanduser().is_file():
+        from dvtr_bench.engine.saved import is_dvtr_checkpoint
+
+        # A run's checkpoint is a trained model, not backbone weights: as --pretrained only its backbone would
+        # load (a seqTransf's temporal transformer would be dropped) and the record would say zero-shot.
+        if is_dvtr_checkpoint(Path(pre).expanduser()):
+            raise ConfigError(f"--pretrained {pre} is a checkpoint of a dvtr run, i.e. a trained model: evaluate "
+                              f"it with `dvtr evaluate {pre} --dataset DS` (every weight of the method loaded, the "
+                              "record labelled with the checkpoint) rather than as zero-shot backbone weights")
     if seeds is None:
         seeds = (0,) if zero_shot else v1.SEEDS
     seeds = [int(s) for s in seeds]
@@ -485,8 +495,14 @@ def _training_info(tcfg: Any, outcomes: list[SeedOutcome], zero_shot: bool) -> d
 def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, test_digests: dict[str, str], dataset_arg: Any,
                  outcomes: list[SeedOutcome], zero_shot: bool, world: int, dev: Any, wall_s: float,
                  record_path: Path, progress: ProgressFn | None,
-                 reproducibility: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The result record, built by the protocol's builder (metrics recomputed by the engine from the files)."""
+                 reproducibility: dict[str, Any] | None = None, checkpoint_selection: str | None = None,
+                 evaluated: dict[str, Any] | None = None,
+                 run_info: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The result record, built by the protocol's builder (metrics recomputed by the engine from the files).
+
+    ``checkpoint_selection`` / ``evaluated`` / ``run_info``: set by ``dvtr evaluate`` (a saved model's record);
+    by default those of a run that trained (or not, ``zero_shot``) the method itself.
+    """
     from dvtr_bench.models import count_parameters, gflops_per_clip
     from dvtr_bench.protocol import record as R
     from dvtr_bench.protocol.fingerprint import fingerprint_from_digests
@@ -509,8 +525,11 @@ def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, test_digests: d
                         "peak_memory_kind": outcomes[0].memory_kind}
     backbone = getattr(method, "backbone", None)
     config = {"recipe": recipe, "train": tcfg.to_dict(), "method_config": getattr(method, "config", {})}
-    run_info = {o.seed: {"checkpoint": f"seed{o.seed}/best.pt", "best_epoch": o.best_epoch}
-                for o in outcomes if o.best_epoch is not None}
+    if run_info is None:
+        run_info = {o.seed: {"checkpoint": f"seed{o.seed}/best.pt", "best_epoch": o.best_epoch}
+                    for o in outcomes if o.best_epoch is not None}
+    if checkpoint_selection is None:
+        checkpoint_selection = "none" if zero_shot else "validation"
     name = _dataset_name(dataset_arg)
     return R.build_record(
         method=recipe["method"], config=config,
@@ -522,7 +541,7 @@ def _make_record(recipe: dict[str, Any], tcfg: Any, method: Any, test_digests: d
                   "frozen": bool(zero_shot or getattr(tcfg, "freeze_backbone", False))},
         score_files={o.seed: o.scores_path for o in outcomes}, record_path=record_path,
         transductive=bool(getattr(method, "transductive", False)), zero_shot=zero_shot,
-        checkpoint_selection="none" if zero_shot else "validation", cost=cost, run_info=run_info,
+        checkpoint_selection=checkpoint_selection, cost=cost, run_info=run_info, evaluated=evaluated,
         training=_training_info(tcfg, outcomes, zero_shot), reproducibility=reproducibility,
         extra={"world_size": world, "wall_time_s": wall_s,
                "eval_time_s": float(np.mean([o.eval_seconds for o in outcomes])),

@@ -4,10 +4,13 @@ An epoch visits every (caption, clip) pair of the train split once, as the relea
 is one global batch of pairs in which no clip and no caption text appears twice (:func:`epoch_plan`).
 Under torch.distributed the global batch is split over the ranks, embeddings are all-gathered (with gradient
 for the local part) and every rank computes the loss of the whole global batch, so N processes follow the
-same trajectory as one process holding the whole batch (up to float reduction order and dropout draws).
+same trajectory as one process holding the whole batch (up to float reduction order). No random draw depends on
+the rank: the encoders are deterministic (a method's contract), the loss -- where the methods' dropout lives --
+draws from a generator seeded by (seed, epoch, step) on every rank, and augmentation draws are seeded per slot of
+the global batch, so each clip gets the same crop whichever process loads it.
 
 Resuming: ``last.pt`` is written after every epoch with model, optimiser, scheduler, scaler and RNG states,
-the epoch, the best validation score and the history. Data order and dropout depend only on (seed, epoch), so
+the epoch, the best validation score and the history. Data order and dropout depend only on (seed, epoch, step), so
 a run stopped after epoch k and re-run reaches the same weights as an uninterrupted one.
 """
 
@@ -79,6 +82,7 @@ class TrainConfig:
     bf16: bool = False                    # bfloat16 autocast for training and evaluation, on CPU and CUDA
     channels_last: bool = False           # channels-last memory format for the image tower and its input
     compile: bool = False                 # torch.compile the image tower
+    tensorboard: bool | str = "auto"      # TensorBoard log in seed<S>/tensorboard: "auto" = when installed
 
     KNOWN_ALIASES = {"warmup_proportion": "warmup", "max_grad_norm": "grad_clip", "batch": "batch_size",
                      "gradient_accumulation_steps": "accum_steps", "workers": "num_workers"}
@@ -156,6 +160,8 @@ class TrainConfig:
         if self.feature_cache == "on" and self.augment != "none":
             raise ConfigError(f"feature_cache 'on' cannot be combined with augment {self.augment!r}: augmentation "
                               "draws new pixels every epoch, so there is nothing to cache")
+        if self.tensorboard not in (True, False, "auto"):
+            raise ConfigError(f"tensorboard must be true, false or \"auto\" (got {self.tensorboard!r})")
         if self.lr <= 0 or self.backbone_lr < 0:
             raise ConfigError(f"learning rates must be positive (lr={self.lr}, backbone_lr={self.backbone_lr})")
 
@@ -217,6 +223,11 @@ class _Step(nn.Module):
 
     A module of its own so that DistributedDataParallel wraps the whole computation (DDP only synchronises
     gradients of computations that go through the wrapped module's forward).
+
+    ``loss_seed``: the loss runs on the gathered global batch on every rank, so its random draws (X-Pool's,
+    MSAM's and tightTransf's dropout) come from a generator seeded alike on every rank: N processes then drop
+    exactly what one process drops, and every rank's gradient is of the same loss. Forked, so the draws do not
+    disturb the global stream.
     """
 
     def __init__(self, method: nn.Module, world_size: int, loss_group: int | None = None,
@@ -230,7 +241,8 @@ class _Step(nn.Module):
         # tokens are then the text embeddings themselves, computed once by the frozen backbone
         self.cached_text = cached_text
 
-    def forward(self, tokens: Any, frames: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, tokens: Any, frames: torch.Tensor, mask: torch.Tensor,
+                loss_seed: int | None = None) -> dict[str, torch.Tensor]:
         text = tokens if self.cached_text else self.method.encode_text(tokens)
         if self.from_features:
             video = self.method.encode_video_features(frames, mask)
@@ -238,6 +250,14 @@ class _Step(nn.Module):
             video = self.method.encode_video(frames, mask)
         text = D.gather_embedding(text, with_grad=True)
         video = D.gather_embedding(video, with_grad=True)
+        if loss_seed is None:
+            return self._loss(text, video)
+        devices = [frames.device.index or 0] if frames.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, device_type=frames.device.type):
+            torch.manual_seed(loss_seed)
+            return self._loss(text, video)
+
+    def _loss(self, text: dict[str, torch.Tensor], video: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         n = int(next(iter(text.values())).shape[0])
         g = self.loss_group
         if not g or g >= n:
@@ -257,16 +277,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    # Dropout and any other torch randomness of an epoch: a function of (seed, epoch, rank) only.
-    return int(np.random.SeedSequence([int(seed), int(epoch), int(rank), 0x5EED]).generate_state(1)[0])
+_EPOCH, _LOSS, _AUGMENT = 0x5EED, 0x1055, 0xA06   # one stream of draws each
+
+
+def _draw_seed(seed: int, epoch: int, *slot: int, stream: int = _EPOCH) -> int:
+    # Every draw of training is a function of (seed, epoch, where in the plan), never of the rank or the world size.
+    return int(np.random.SeedSequence([int(seed), int(epoch), *map(int, slot), stream]).generate_state(1)[0])
 
 
 def _fingerprint(config: TrainConfig, method: nn.Module, n_train: int, n_val: int, seed: int, world: int) -> str:
     return config_hash({"train": {k: v for k, v in config.to_dict().items()
                                   if k not in ("num_workers", "frame_cache", "eval_batch_size", "text_batch_size",
                                                "feature_cache", "feature_cache_dir", "frame_transform",
-                                               "gpu_decode", "channels_last", "compile")},
+                                               "gpu_decode", "channels_last", "compile", "tensorboard")},
                         "method": getattr(method, "name", type(method).__name__),
                         "method_config": getattr(method, "config", {}), "n_train": n_train, "n_val": n_val,
                         "seed": seed, "world_size": world})
@@ -415,11 +438,21 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         if progress is not None and is_main:
             progress(Progress(task=task, **kw))
 
+    from dvtr_bench.engine.tblog import TrainLog
+
+    # purge_step: what an interrupted epoch logged after the resume point is dropped, not shown twice
+    tb = TrainLog(run_dir, config.tensorboard, purge_step=global_step if resumed is not None else None,
+                  write=is_main)
+    if resumed is not None:
+        left = (f"training on from epoch {resumed + 1}" if resumed < config.epochs
+                else "nothing left to train")
+        report("resume", message=f"seed {seed}: resumed from epoch {resumed} of {config.epochs} ({last_path}); "
+                                 f"{left}")
     report("epochs", completed=start_epoch, total=config.epochs,
            info={"steps/epoch": steps_per_epoch[0], "pairs": len(tr_caps.texts), "batch": batch})
     for epoch in range(start_epoch, config.epochs):
         t_epoch = time.perf_counter()
-        torch.manual_seed(_epoch_seed(seed, epoch, rank))
+        torch.manual_seed(_draw_seed(seed, epoch))
         method.train()
         if config.freeze_backbone:
             method.backbone.eval()  # a frozen feature extractor: no dropout, whatever the head does
@@ -427,11 +460,14 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         local = [b[rank * per_rank:(rank + 1) * per_rank] for b in plan]
         clip_batches = [[c for c, _ in b] for b in local]
         losses: list[float] = []
+        step_terms: list[dict[str, float]] = []   # the micro-batches' loss terms of the current optimiser step
         optimizer.zero_grad(set_to_none=True)
-        # Augmentation draws come from their own generator, a function of (seed, epoch, rank), so resuming replays them.
-        aug_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch, rank) ^ 0xA06) if augment else None
+        # Each clip's augmentation draws come from a generator seeded by its slot in the global batch: resuming
+        # replays them, and a clip is cropped alike whichever process loads it.
+        aug_seeds = ([[_draw_seed(seed, epoch, i, rank * per_rank + k, stream=_AUGMENT) for k in range(len(b))]
+                      for i, b in enumerate(local)] if augment else None)
         batches = (features["train"].batches(clip_batches) if use_features
-                   else tr_src.batches(clip_batches, transform=augment, generator=aug_gen))
+                   else tr_src.batches(clip_batches, transform=augment, clip_seeds=aug_seeds))
         for i, (_, frames, mask) in enumerate(batches):
             cap_idx = torch.as_tensor([k for _, k in local[i]], dtype=torch.long)
             if text_cache is not None:
@@ -445,7 +481,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
             ctx = step_module.no_sync() if sync else _null()  # type: ignore[operator]
             with ctx:
                 with autocast(device, precision):
-                    out = step_module(tokens, frames, mask)
+                    out = step_module(tokens, frames, mask, _draw_seed(seed, epoch, i, stream=_LOSS))
                 loss = out["loss"]
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite training loss at epoch {epoch} step {i}")
@@ -453,6 +489,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
                 # scaling by the world size makes the step equal to one process's step on the whole batch.
                 scaler.scale(loss * world / config.accum_steps).backward()
             losses.append(float(loss.detach()))
+            step_terms.append({k: float(v.detach()) for k, v in out.items() if v.numel() == 1})
             if last_micro:
                 if config.grad_clip and config.grad_clip > 0:
                     scaler.unscale_(optimizer)
@@ -463,6 +500,9 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
                 scheduler.step()
                 _clamp_logit_scale(method)
                 global_step += 1
+                tb.step(global_step, {k: float(np.mean([t[k] for t in step_terms])) for k in step_terms[0]},
+                        optimizer.param_groups)
+                step_terms = []
             report("train", completed=i + 1, total=len(local),
                    info={"epoch": f"{epoch + 1}/{config.epochs}", "loss": float(np.mean(losses[-10:]))})
         epoch_train_s = time.perf_counter() - t_epoch
@@ -485,12 +525,15 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
                  "pairs": len(tr_caps.texts), "pairs_sitting_out": len(tr_caps.texts) - len(plan) * batch,
                  "val": val.metrics, "selected": improved}
         history.append(entry)
+        tb.epoch(global_step, entry["loss"], val.metrics, improved)
         if improved:
             best_score, best_epoch, best_val = score, epoch, dict(val.metrics)
         rngs = _gather_rng(world)
         if is_main:
             if improved:
-                ckpt.save_atomic({"model": method.state_dict(), "epoch": epoch, "val": val.metrics}, best_path)
+                # The method's name lets `dvtr evaluate` refuse a checkpoint put in another method's run.
+                ckpt.save_atomic({"model": method.state_dict(), "epoch": epoch, "val": val.metrics,
+                                  "method": getattr(method, "name", type(method).__name__)}, best_path)
             ckpt.save_atomic({
                 "fingerprint": fp, "epoch": epoch, "model": method.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -504,6 +547,7 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         report("epochs", completed=epoch + 1, total=config.epochs,
                info={"val " + config.select_metric: score, "best epoch": best_epoch + 1})
 
+    tb.close()
     if best_epoch < 0:
         raise ConfigError("no epoch was trained (epochs = 0?)")
     D.barrier()

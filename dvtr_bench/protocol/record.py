@@ -113,7 +113,8 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
                  created_at: Optional[str] = None, chunk_size: Optional[int] = None,
                  progress: Optional[ProgressFn] = None,
                  training: Optional[Mapping[str, Any]] = None,
-                 reproducibility: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+                 reproducibility: Optional[Mapping[str, Any]] = None,
+                 evaluated: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """Assemble a result record whose metrics are computed here, from the saved score files.
 
     Args:
@@ -143,6 +144,9 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
             scores from elsewhere) records both as null.
         reproducibility: optional ``{"command", "fingerprints": {split: sha256}, "run_id", "cpu_model",
             "gpu_models", "device", "world_size", "torch_threads", "interop_threads", "deterministic"}``.
+        evaluated: a saved model's identity (``dvtr evaluate``): ``{"run", "checkpoints": [{"seed", "path",
+            "sha256", "epoch"}, ...]}`` (+ ``run_name``, ``run_config_hash``, ``trained_on``); its seeds must be
+            the score files' seeds.
 
     Returns:
         The record dict, already validated.
@@ -261,6 +265,8 @@ def build_record(*, method: str, config: Mapping[str, Any], dataset: Mapping[str
         "created_at": created_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "training": _training_section(training),
     }
+    if evaluated is not None:
+        rec["evaluated"] = json.loads(json.dumps(evaluated, default=str))
     if notes is not None:
         rec["notes"] = notes
     if reproducibility is not None:
@@ -354,6 +360,11 @@ def validate_record(rec: Any) -> list[str]:
     if rec["zero_shot"] != (rec["checkpoint_selection"] == "none"):
         problems.append("checkpoint_selection: must be 'none' exactly for zero-shot records "
                         f"(zero_shot={rec['zero_shot']}, checkpoint_selection={rec['checkpoint_selection']!r})")
+    if "evaluated" in rec and rec["zero_shot"]:
+        problems.append("evaluated: a record of a saved, trained model cannot be zero-shot")
+    ev = rec.get("evaluated")
+    if isinstance(ev, dict) and sorted(c["seed"] for c in ev["checkpoints"]) != sorted(rec["seeds"]):
+        problems.append("evaluated.checkpoints: one checkpoint per seed of the record")
     return problems
 
 

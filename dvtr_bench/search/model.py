@@ -18,7 +18,6 @@ Two ways to name a model:
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,6 @@ from typing import Any
 import torch
 
 from dvtr_bench.errors import ConfigError, InputError
-from dvtr_bench.provenance import file_sha256
-
-CHECKPOINT = "best.pt"
 
 
 @dataclass
@@ -97,20 +93,6 @@ def _finish(method: Any, identity: dict[str, Any], device: str | torch.device, d
     return LoadedModel(method.to(device), identity, details)
 
 
-def _read_run_json(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise InputError("not a dvtr run folder: it has no run.json (give the folder `dvtr run-baseline` wrote, "
-                         "e.g. runs/meanP-dvtr-tiny-2c0007a3, or use --backbone for a zero-shot model)", file=run_dir)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read run.json: {exc}", file=path) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("recipe"), dict):
-        raise InputError("run.json has no recipe", file=path)
-    return doc
-
-
 def load_run(run: str | Path, seed: int | None = None, device: str | torch.device = "cpu") -> LoadedModel:
     """A trained (or zero-shot) dvtr run as a frozen method.
 
@@ -122,33 +104,22 @@ def load_run(run: str | Path, seed: int | None = None, device: str | torch.devic
     Raises:
         InputError: not a run folder, unknown seed, a missing or unreadable checkpoint, weights that do not fit.
     """
+    from dvtr_bench.engine.saved import load_saved, locate, read_run, run_seeds
     from dvtr_bench.models.registry import create_method
 
-    p = Path(run).expanduser()
-    ckpt: Path | None = None
-    if p.is_file():
-        ckpt = p
-        run_dir = p.parent.parent if p.parent.name.startswith("seed") else p.parent
-        if seed is None and p.parent.name.startswith("seed") and p.parent.name[4:].lstrip("-").isdigit():
-            seed = int(p.parent.name[4:])
-    elif p.is_dir():
-        run_dir = p
-    elif p.suffix in (".pt", ".pth", ".bin", ".safetensors"):
-        raise InputError("checkpoint not found", file=p)
-    else:
-        raise InputError("no such run folder or checkpoint", file=p)
-    doc = _read_run_json(run_dir)
-    seeds = [int(s["seed"]) for s in doc.get("seeds") or [] if isinstance(s, dict) and "seed" in s]
-    if seed is None:
-        if not seeds:
-            raise InputError("run.json lists no finished seed (the run did not complete)", file=run_dir / "run.json")
-        seed = seeds[0]
-    elif seeds and seed not in seeds:
-        raise InputError(f"the run has no seed {seed} (it has {', '.join(map(str, seeds))})", file=run_dir)
+    run_dir, ckpt, _ = locate(run)
+    doc = read_run(run_dir)
     recipe = doc["recipe"]
-    zero_shot = bool(doc.get("zero_shot"))
     model_cfg = recipe.get("model") or {}
-    if zero_shot and ckpt is None:
+    if doc.get("zero_shot") and ckpt is None:
+        seeds = run_seeds(doc)
+        if seed is None:
+            if not seeds:
+                raise InputError("run.json lists no finished seed (the run did not complete)",
+                                 file=run_dir / "run.json")
+            seed = seeds[0]
+        elif seeds and seed not in seeds:
+            raise InputError(f"the run has no seed {seed} (it has {', '.join(map(str, seeds))})", file=run_dir)
         # Nothing was trained: the recipe's backbone weights are the model (random ones drawn from the seed).
         torch.manual_seed(seed)
         method = create_method(recipe)
@@ -156,33 +127,14 @@ def load_run(run: str | Path, seed: int | None = None, device: str | torch.devic
                     "pretrained": model_cfg.get("pretrained"), "options": dict(method.config.get("options") or {}),
                     "run": str(run_dir.resolve()), "seed": seed, "checkpoint": None, "checkpoint_sha256": None}
         return _finish(method, identity, device, {"zero_shot": True})
-    if ckpt is None:
-        ckpt = run_dir / f"seed{seed}" / CHECKPOINT
-    if not ckpt.is_file():
-        raise InputError(f"checkpoint not found: the run has no selected checkpoint for seed {seed} (was its "
-                         "training finished? `dvtr run-baseline` writes it when validation selects an epoch)",
-                         file=ckpt)
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged or foreign file
-        raise InputError(f"cannot read the checkpoint: {type(exc).__name__}: {exc}", file=ckpt) from None
-    sd = state.get("model") if isinstance(state, dict) and isinstance(state.get("model"), dict) else state
-    if not isinstance(sd, dict) or not sd:
-        raise InputError("the checkpoint holds no state dict", file=ckpt)
-    # The fine-tuned weights replace every backbone weight, so the base weights are never fetched (offline-safe).
-    method = create_method(recipe, pretrained=None)
-    missing, unexpected = method.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise InputError(f"the checkpoint does not fit the run's recipe ({recipe['method']} on "
-                         f"{model_cfg.get('backbone')}): {len(missing)} missing keys (e.g. {list(missing)[:3]}), "
-                         f"{len(unexpected)} unexpected (e.g. {list(unexpected)[:3]})", file=ckpt)
+    # Every weight of the checkpoint, loaded strictly (the engine's loader: the same one `dvtr evaluate` uses).
+    saved = load_saved(run, seed=seed)
     identity = {"kind": "run", "method": recipe["method"], "backbone": model_cfg.get("backbone"),
-                "pretrained": model_cfg.get("pretrained"), "options": dict(method.config.get("options") or {}),
-                "run": str(run_dir.resolve()), "seed": seed, "checkpoint": str(ckpt.resolve()),
-                "checkpoint_sha256": file_sha256(ckpt)}
-    details = {"epoch": state.get("epoch") if isinstance(state, dict) else None,
-               "validation": state.get("val") if isinstance(state, dict) else None}
-    return _finish(method, identity, device, details)
+                "pretrained": model_cfg.get("pretrained"),
+                "options": dict(saved.method.config.get("options") or {}), "run": str(run_dir.resolve()),
+                "seed": saved.seed, "checkpoint": str(saved.checkpoint.resolve()),
+                "checkpoint_sha256": saved.checkpoint_sha256}
+    return _finish(saved.method, identity, device, {"epoch": saved.epoch, "validation": saved.validation})
 
 
 def load_zero_shot(backbone: str, pretrained: Any = "openai", method: str = "meanP", seed: int = 0,

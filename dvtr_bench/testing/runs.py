@@ -34,6 +34,7 @@ def tiny_runs(methods: tuple[str, ...] = ("meanP", "xpool"), n_train: int = 16, 
     ds = write_learnable_dataset(root / "ds", n_train=n_train, n_val=n_val, n_test=n_test)
     runs = {}
     for m in methods:
-        record = run_baseline(m, ds, root / "runs", seeds=[0], device="cpu", config=TINY_OVERLAY)
+        # last.pt kept: the evaluate tests read a run's last epoch as well as its selected one
+        record = run_baseline(m, ds, root / "runs", seeds=[0], device="cpu", config=TINY_OVERLAY, keep_last=True)
         runs[m] = record.parent
     return ds, runs

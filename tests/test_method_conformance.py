@@ -17,7 +17,7 @@ from dvtr_bench.models.base import FrameSpec, concat_embeddings, pad_clip, slice
 from dvtr_bench.protocol import v1
 
 METHODS = list_methods()
-BUILTIN = ["meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam"]
+BUILTIN = ["meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam", "mcsan"]
 CAPTIONS = ["a red truck drives along a dusty road", "two white boats moored in a harbour",
             "a football pitch next to a school", "cars queue at a roundabout", "a river bends past green fields",
             "rows of solar panels on a roof", "a train crosses a bridge"]
@@ -62,7 +62,10 @@ def test_registry_lists_every_method():
 def test_shapes_and_param_groups(methods, name):
     m = methods[name]
     tokens = m.tokenize(CAPTIONS[:3])
-    assert tokens.shape == (3, v1.MAX_TOKENS) and tokens.dtype == torch.long
+    # a method that reads more from the caption returns a dict holding the caption tokens beside it
+    tok = tokens["tokens"] if isinstance(tokens, dict) else tokens
+    assert tok.shape == (3, v1.MAX_TOKENS) and tok.dtype == torch.long
+    assert not isinstance(tokens, dict) or all(v.shape[0] == 3 for v in tokens.values())
     frames, mask = _clips(5), torch.ones(5, v1.NUM_FRAMES, dtype=torch.bool)
     mask[2, 7:] = False
     with torch.no_grad():

@@ -83,7 +83,7 @@ def test_train_config_reads_recipes_under_both_regimes():
     assert TrainConfig.from_dict(load_recipe("msam")["train"]).batch_size == 64
     # The uniform regime is the same for every method; the default of run-baseline.
     uniform = TrainConfig.from_dict(resolve_recipe("meanP")["train"]).to_dict()
-    for name in ("meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam"):
+    for name in ("meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam", "mcsan"):
         u = TrainConfig.from_dict(resolve_recipe(name)["train"])
         # only runtime settings (msam's evaluation batch) may differ between methods
         assert {k: v for k, v in u.to_dict().items() if k != "eval_batch_size"} == \

@@ -268,3 +268,29 @@ def test_bad_options_are_config_errors():
         _tiny(level_weights={"global": -1, "entity": 1, "action": 1, "relation": 1})
     with pytest.raises(ConfigError, match="bad options"):
         _tiny(not_an_option=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("regime", ["uniform", "release"])
+def test_trains_under_both_regimes_and_its_checkpoint_evaluates_without_the_corpus(learnable_splits, tmp_path,
+                                                                                   regime):
+    from dvtr_bench.engine import checkpoint as ckpt
+    from dvtr_bench.engine.evaluate import evaluate
+    from dvtr_bench.engine.trainer import TrainConfig, seed_everything, train
+    from dvtr_bench.engine.run import resolve_recipe
+
+    recipe = resolve_recipe("mcsan", "demo", regime=regime)
+    cfg = TrainConfig.from_dict({**recipe["train"], "epochs": 1, "batch_size": 8, "num_workers": 0,
+                                 "eval_batch_size": 8})
+    seed_everything(0)
+    m = create_method("mcsan", backbone="dvtr-tiny", pretrained=None)
+    result = train(m, learnable_splits["train"], learnable_splits["validation"], tmp_path / "run", config=cfg, seed=0)
+    assert result.steps > 0 and (m.vocab_ids >= 0).any()
+    trained = evaluate(m, learnable_splits["test"], batch_size=8)
+    # a method built from the recipe alone (what `dvtr run-baseline` does to evaluate a checkpoint) never sees
+    # the training captions, yet scores the test split exactly as the trained one did
+    fresh = create_method("mcsan", backbone="dvtr-tiny", pretrained=None)
+    fresh.load_state_dict(ckpt.load(result.best_path)["model"])
+    again = evaluate(fresh, learnable_splits["test"], batch_size=8)
+    assert np.isfinite(trained.metrics["rsum"])
+    assert again.metrics == trained.metrics

@@ -233,7 +233,8 @@ class MCSAN(FrameMethod):
         # hashed attribute words, levels concatenated in LEVELS order; NO_ID marks a slot the corpus did not fill
         self.register_buffer("vocab_ids", torch.full((sum(self.vocab_sizes.values()),), NO_ID, dtype=torch.long))
         self.vocab_words: dict[str, list[str]] = {}  # readable vocabulary, known only after prepare_text
-        self._corpus_parses: tuple[str | None, int, list[Any]] | None = None
+        # the training captions' parses, kept between prepare_text and tokenize_corpus (one parse per run)
+        self._corpus_parses: tuple[tuple[str, ...], list[Any]] | None = None
         self.config = {"vocab_sizes": self.vocab_sizes, "max_phrases": self.max_phrases,
                        "phrase_tokens": self.phrase_tokens, "entity_slots": entity_slots,
                        "action_layers": action_layers, "level_weights": self.level_weights,
@@ -256,10 +257,9 @@ class MCSAN(FrameMethod):
         return parse_captions(list(texts), fingerprint=fingerprint)
 
     def _parse_corpus(self, corpus: "CaptionCorpus") -> list[Any]:
-        key = (corpus.fingerprint, len(corpus))
-        if self._corpus_parses is None or self._corpus_parses[:2] != key or corpus.fingerprint is None:
-            self._corpus_parses = (*key, self._parse(corpus.texts, corpus.fingerprint))
-        return self._corpus_parses[2]
+        if self._corpus_parses is None or self._corpus_parses[0] != corpus.texts:
+            self._corpus_parses = (corpus.texts, self._parse(corpus.texts, corpus.fingerprint))
+        return self._corpus_parses[1]
 
     def prepare_text(self, corpus: "CaptionCorpus") -> None:
         """Build the attribute vocabularies: the K_l most frequent attribute words of the training captions."""
@@ -277,15 +277,16 @@ class MCSAN(FrameMethod):
                 ids[offsets[lvl]:offsets[lvl] + len(words)] = torch.tensor([stable_id(w) for w in words])
         self.vocab_ids.copy_(ids)
 
-    def _index(self) -> dict[str, "_IdIndex"]:
-        """Per level, word -> column of the concatenated attribute vector, read back from the ``vocab_ids`` buffer
-        (a word may sit in several levels' vocabularies, e.g. a noun is also a keyword)."""
+    def _columns(self, attrs: Sequence[dict[str, list[str]]]) -> dict[str, dict[str, int]]:
+        """Per level, word -> column of the concatenated attribute vector for the words of ``attrs`` that are in the
+        vocabulary, read back from the ``vocab_ids`` buffer (a word may sit in several levels' vocabularies)."""
         ids = self.vocab_ids.tolist()
-        offsets = self._offsets()
-        return {lvl: _IdIndex({i: offsets[lvl] + j
-                               for j, i in enumerate(ids[offsets[lvl]:offsets[lvl] + self.vocab_sizes[lvl]])
-                               if i != NO_ID})
-                for lvl in LEVELS}
+        out: dict[str, dict[str, int]] = {}
+        for lvl, off in self._offsets().items():
+            by_id = {i: off + j for j, i in enumerate(ids[off:off + self.vocab_sizes[lvl]]) if i != NO_ID}
+            words = {w for a in attrs for w in a[lvl]}
+            out[lvl] = {w: by_id[stable_id(w)] for w in words if stable_id(w) in by_id}
+        return out
 
     def _inputs(self, parses: Sequence[Any], label_groups: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         """Tokens, phrase tokens and sparse soft labels; caption ``i`` is labelled by the captions ``label_groups[i]``."""
@@ -310,7 +311,7 @@ class MCSAN(FrameMethod):
             phrase_tokens[rows, cols] = toks
             phrase_mask[rows, cols] = True
         attrs = [caption_attributes(p) for p in parses]
-        index = self._index()
+        index = self._columns(attrs)
         labels: list[dict[int, float]] = []
         for group in label_groups:
             lab: dict[int, float] = {}
@@ -440,16 +441,3 @@ class MCSAN(FrameMethod):
         out["loss"] = total
         return out
 
-
-class _IdIndex(dict):
-    """word -> column, looked up through the word's stable id (the buffer holds ids, not words)."""
-
-    def __init__(self, by_id: dict[int, int]):
-        super().__init__()
-        self._by_id = by_id
-
-    def __contains__(self, word: object) -> bool:
-        return isinstance(word, str) and stable_id(word) in self._by_id
-
-    def __getitem__(self, word: str) -> int:
-        return self._by_id[stable_id(word)]

@@ -11,7 +11,7 @@ TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 RAY_AUTH_MODE=disabled
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[test,ray,bench,search]'
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test,ray,bench,search,text]'
 	touch $(STAMP)
 
 venv: $(STAMP)

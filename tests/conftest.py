@@ -17,6 +17,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 _CACHE = tempfile.mkdtemp(prefix="dvtr-test-hf-cache-")
 os.environ["HF_DATASETS_CACHE"] = _CACHE
+# caption parses and priors (dvtr_bench.text) are cached under $DVTR_CACHE_DIR: keep the tests' out of the user's
+os.environ["DVTR_CACHE_DIR"] = os.path.join(_CACHE, "dvtr")
 
 
 def pytest_sessionfinish(session: object, exitstatus: int) -> None:

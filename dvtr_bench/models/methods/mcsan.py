@@ -62,10 +62,11 @@ def caption_phrases(parsed: Any) -> dict[str, list[str]]:
 
 
 def caption_attributes(parsed: Any) -> dict[str, list[str]]:
-    """The attribute words of each level, with repeats (HANet counts every occurrence).
+    """The attribute words of each level, as often as the parse gives them (HANet counts every occurrence).
 
-    global: content-word lemmas (``keywords``); entity: noun lemmas; action: verb lemmas; relation: the predicates
-    of the relation triples (lower case).
+    global: content-word lemmas (``keywords``); entity: noun lemmas, per occurrence; action: verb lemmas; relation:
+    the predicates of the relation triples (lower case). The parser lists keywords, actions and relations once per
+    caption.
     """
     nouns = [lem.lower() for lem, pos in zip(parsed.lemmas, parsed.pos) if pos in ("NOUN", "PROPN")]
     return {"global": [k.lower() for k in parsed.keywords], "entity": nouns,

@@ -219,6 +219,11 @@ def test_reconstructions_are_named_so(records: Path, tmp_path: Path) -> None:
     md, tex, html = to_markdown(group), to_latex(group), to_html(group)
     assert "mcsan (reconstruction)*" in md and "xpool*" in md and "xpool (reconstruction)" not in md
     assert "mcsan (reconstruction)" in tex and "mcsan (reconstruction)" in html
+    # and in the terminal table of `dvtr leaderboard`
+    r = CliRunner().invoke(cli, ["leaderboard", *map(str, paths), "--out", str(tmp_path / "out"), "--format", "md"],
+                           env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "mcsan (reconstruction)*" in r.output
 
 
 # ------------------------------------------------------------------------------------------------- CLI

@@ -200,6 +200,32 @@ def test_few_seeds_are_marked(records: Path, tmp_path: Path) -> None:
     assert "| – | – | – | – |" in md                     # unknown cost figures
 
 
+def test_reconstructions_are_named_so(records: Path, tmp_path: Path) -> None:
+    from dvtr_bench.protocol.record import build_record, collect_cost, write_record
+    from dvtr_bench.protocol.scores import load_scores, save_scores
+
+    src = json.loads(_good(records)[1].read_text())
+    sf = load_scores(records / "01-meanP" / "scores_seed0.npz")
+    paths = []
+    for name, recipe in (("mcsan", {"method": "mcsan", "reconstruction": True}), ("xpool", {"method": "xpool"})):
+        run_dir = tmp_path / name
+        save_scores(run_dir / "s.npz", sf.scores, sf.caption_to_clip, sf.clip_ids)
+        rec = build_record(method=name, config={"recipe": recipe, "train": {}}, dataset=src["dataset"],
+                           backbone=src["backbone"], score_files={0: run_dir / "s.npz"},
+                           record_path=run_dir / "record.json", transductive=False, zero_shot=False,
+                           checkpoint_selection="validation", cost=collect_cost(None, None, None, None, None))
+        paths.append(write_record(rec, run_dir / "record.json"))
+    group = collect(paths).groups[0]
+    md, tex, html = to_markdown(group), to_latex(group), to_html(group)
+    assert "mcsan (reconstruction)*" in md and "xpool*" in md and "xpool (reconstruction)" not in md
+    assert "mcsan (reconstruction)" in tex and "mcsan (reconstruction)" in html
+    # and in the terminal table of `dvtr leaderboard`
+    r = CliRunner().invoke(cli, ["leaderboard", *map(str, paths), "--out", str(tmp_path / "out"), "--format", "md"],
+                           env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "mcsan (reconstruction)*" in r.output
+
+
 # ------------------------------------------------------------------------------------------------- CLI
 def test_cli_exit_codes(records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()

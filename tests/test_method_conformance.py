@@ -18,7 +18,7 @@ from dvtr_bench.protocol import v1
 from dvtr_bench.text import CaptionCorpus
 
 METHODS = list_methods()
-BUILTIN = ["meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam", "amfmn", "dmae"]
+BUILTIN = ["meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam", "amfmn", "dmae", "mcsan"]
 CAPTIONS = ["a red truck drives along a dusty road", "two white boats moored in a harbour",
             "a football pitch next to a school", "cars queue at a roundabout", "a river bends past green fields",
             "rows of solar panels on a roof", "a train crosses a bridge"]

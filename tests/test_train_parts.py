@@ -92,7 +92,7 @@ def test_train_config_reads_recipes_under_both_regimes():
     assert cfg.backbone_lr == pytest.approx(1e-7)
     # The uniform regime is the same for every method; the default of run-baseline.
     uniform = TrainConfig.from_dict(resolve_recipe("meanP")["train"]).to_dict()
-    for name in ("meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam", "amfmn", "dmae"):
+    for name in ("meanP", "seqLSTM", "seqTransf", "tightTransf", "xpool", "msam", "amfmn", "dmae", "mcsan"):
         u = TrainConfig.from_dict(resolve_recipe(name)["train"])
         # only runtime settings (msam's and amfmn's evaluation batch) may differ between methods
         assert {k: v for k, v in u.to_dict().items() if k != "eval_batch_size"} == \

@@ -84,13 +84,12 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, verify: bool, datasets
             t.add_column(name, justify="right", no_wrap=True)
         if verify:
             t.add_column("ok", justify="center", no_wrap=True)
-        from dvtr_bench.leaderboard.render import marks, metric_cell
+        from dvtr_bench.leaderboard.render import marks, method_name, metric_cell
 
         for i, e in enumerate(g.entries):
             short = "zero-shot" if e.zero_shot else {"validation": "val", "last_epoch": "last ep"}.get(
                 e.record["checkpoint_selection"], e.record["checkpoint_selection"])
-            name = e.record["method"] + (f" + {e.record['reranking']}" if e.reranked else "")
-            cells = [str(i + 1), escape(name + marks(e)), short, str(e.n_seeds)]
+            cells = [str(i + 1), escape(method_name(e) + marks(e)), short, str(e.n_seeds)]
             for key in ("t2v_r1", "v2t_r1", "rsum"):
                 mean, std = metric_cell(e, key)
                 cells.append(mean if std is None else f"{mean}±{std}")

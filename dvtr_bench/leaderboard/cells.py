@@ -35,8 +35,23 @@ def marks(e: Entry) -> str:
 
 
 def method_name(e: Entry) -> str:
-    """The method, and the re-ranking applied to its scores (a re-ranked run is its own row)."""
-    return e.record["method"] + (f" + {e.record['reranking']}" if e.reranked else "")
+    """The method, and the re-ranking applied to its scores (a re-ranked run is its own row).
+
+    A method rebuilt from its paper without the authors' code (its recipe says ``"reconstruction": true``) is
+    named so in every table, as its docs and recipe name it.
+    """
+    name = e.record["method"] + (" (reconstruction)" if is_reconstruction(e) else "")
+    return name + (f" + {e.record['reranking']}" if e.reranked else "")
+
+
+def is_reconstruction(e: Entry) -> bool:
+    """True when the record's recipe marks the method a reconstruction (``config.recipe.reconstruction``; a record
+    whose ``config`` is the recipe itself is read the same way)."""
+    config = e.record.get("config")
+    if not isinstance(config, dict):
+        return False
+    recipe = config.get("recipe", config)
+    return isinstance(recipe, dict) and recipe.get("reconstruction") is True
 
 
 def setting(e: Entry) -> str:

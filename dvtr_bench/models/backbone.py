@@ -100,11 +100,18 @@ class Backbone(nn.Module):
         return self.model.positional_embedding if isinstance(self.model, CLIP) else None
 
     # ---- encoders ------------------------------------------------------------------------------------------
-    def tokenize(self, captions: list[str]) -> torch.Tensor:
-        """Captions -> ``LongTensor[B, 32]``; longer captions are cut and keep their end token."""
+    def tokenize(self, captions: list[str], context_length: int | None = None) -> torch.Tensor:
+        """Captions -> ``LongTensor[B, 32]``; longer captions are cut and keep their end token.
+
+        A shorter ``context_length`` (short phrases) gives ``[B, context_length]``; the text tower reads any length
+        up to its own.
+        """
         if isinstance(captions, str):
             raise TypeError("tokenize expects a list of captions, not a single string")
-        return self._tokenizer(list(captions), context_length=self.context_length)
+        n = self.context_length if context_length is None else int(context_length)
+        if not 2 <= n <= self.context_length:
+            raise ValueError(f"context_length must lie in [2, {self.context_length}], got {n}")
+        return self._tokenizer(list(captions), context_length=n)
 
     # set by dvtr_bench.engine.execution.apply_model_options: frames then enter the image tower channels-last
     channels_last: bool = False

@@ -59,7 +59,7 @@ def test_evaluate_a_run_loads_every_weight_and_labels_the_record(runs, tmp_path)
     assert ev["checkpoints"] == [{"seed": 0, "path": "seed0/best.pt", "sha256": file_sha256(ckpt),
                                   "epoch": trained["runs"][0]["best_epoch"]}]
     assert rec["runs"][0]["checkpoint"] == "seed0/best.pt"
-    assert "evaluated: run seqTransf-dvtr-tiny, seed0/best.pt" in res.text
+    assert f"evaluated: run {run.name}, seed0/best.pt" in res.text
 
 
 def test_evaluate_a_checkpoint_file_by_default_next_to_the_run(runs, tmp_path):

@@ -84,3 +84,15 @@ def test_cli_overlay_typo_exits_2_before_anything_runs(tmp_path):
     res = CliRunner().invoke(cli, ["run-baseline", "meanP", "--dataset", str(tmp_path / "nowhere"),
                                    "--out", str(tmp_path / "o"), "--set", "train.batch_sze=4"])
     assert res.exit_code == 2 and "did you mean train.batch_size?" in " ".join(res.output.split())
+
+
+def test_a_recipe_may_mark_itself_a_reconstruction_but_only_with_a_boolean(tmp_path):
+    from dvtr_bench.models.registry import load_recipe
+
+    assert load_recipe("mcsan")["reconstruction"] is True
+    bad = json.loads(json.dumps(load_recipe("mcsan")))
+    bad["reconstruction"] = "yes"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ConfigError, match="reconstruction must be true or false"):
+        load_recipe(str(path))

@@ -48,7 +48,8 @@ def test_a_resumed_run_says_so_in_a_plain_line(tmp_path, monkeypatch):
     assert resumed[0].endswith("training on from epoch 2")
     # the line comes before the training of epoch 2, not after the run
     assert lines.index(resumed[0]) < next(i for i, ln in enumerate(lines) if ln.startswith("train:"))
-    run = json.loads((tmp_path / "runs" / "meanP-dvtr-tiny" / "run.json").read_text())
+    (run_dir,) = (tmp_path / "runs").glob("meanP-dvtr-tiny-*")
+    run = json.loads((run_dir / "run.json").read_text())
     assert run["seeds"][0]["resumed_from_epoch"] == 1
 
 

@@ -204,7 +204,10 @@ def _is_path(value: str | Path) -> bool:
 
 # Every key a recipe or an overlay may hold, per section: anything else is a typo or a misplaced key, and a run
 # that silently ignored it would record a configuration it never used.
-RECIPE_KEYS = ("method", "aliases", "description", "module", "model", "train", "protocol", "source", "overlay")
+# "reconstruction": true marks a method rebuilt from a paper without its authors' code (named so in every table);
+# "note" is free text beside the description.
+RECIPE_KEYS = ("method", "aliases", "description", "note", "reconstruction", "module", "model", "train", "protocol",
+               "source", "overlay")
 OVERLAY_KEYS = ("description", "model", "train", "per_method", "source")
 MODEL_KEYS = ("backbone", "pretrained", "image_size", "options")
 PROTOCOL_KEYS = ("num_frames", "max_tokens", "seeds", "checkpoint_selection")
@@ -253,6 +256,8 @@ def _check_model(model: Any, where: str, cls: type | None, prefix: str = "model.
 def validate_recipe(recipe: Mapping[str, Any], where: str, train_keys: Collection[str] | None = None) -> None:
     """Check every section of a method recipe for unknown keys (``train_keys``: those of the trainer, if given)."""
     check_keys(recipe, RECIPE_KEYS, where)
+    if not isinstance(recipe.get("reconstruction", False), bool):
+        raise ConfigError(f"{where}: reconstruction must be true or false (got {recipe['reconstruction']!r})")
     cls = method_class(recipe["method"]) if "method" in recipe else None
     _check_model(recipe.get("model") or {}, where, cls)
     check_keys(recipe.get("protocol") or {}, PROTOCOL_KEYS, where, "protocol.")

@@ -130,7 +130,7 @@ def test_gallery_bad_input(tiny_runs, tmp_path):
     # a record whose score file is gone is named, the rest of the group is still shown
     broken = tmp_path / "results"
     shutil.copytree(runs["meanP"].parent, broken)
-    (broken / "xpool-dvtr-tiny" / "scores_seed0.npz").unlink()
+    (broken / runs["xpool"].name / "scores_seed0.npz").unlink()
     res = invoke("gallery", broken, "--dataset", ds, "--out", tmp_path / "g3")
     assert res.exit_code == 3 and "score file not found" in res.text
     assert len(list((tmp_path / "g3").glob("*/gallery.html"))) == 1

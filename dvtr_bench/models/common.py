@@ -119,6 +119,15 @@ class FrameMethod(RetrievalMethod):
         Only real frames go through the image tower, so the content of a padded slot cannot reach any output,
         and a prefix mask lets every temporal module (LSTM packing, positions) treat frames ``0..n-1`` as the clip.
         """
+        real, mask_sorted = self.real_frames(frames, frame_mask)
+        feats = self.backbone.encode_frames(real).float()
+        out = feats.new_zeros((*mask_sorted.shape, feats.shape[-1]))
+        out[mask_sorted] = feats
+        return out, mask_sorted
+
+    def real_frames(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The real frames ``[N, 3, S, S]`` of a batch, clip-major, and the prefix mask ``[B, T]`` they fill
+        (each clip's real frames moved to its front, in their original order)."""
         if frames.ndim != 5:
             raise ValueError(f"frames must be [B, T, 3, H, W], got {tuple(frames.shape)}")
         b, t = frames.shape[:2]
@@ -130,10 +139,7 @@ class FrameMethod(RetrievalMethod):
         mask_sorted = torch.gather(mask, 1, order)
         idx = order[mask_sorted]  # frame index within its clip, for each real frame, clip-major
         clip_idx = torch.arange(b, device=frames.device).unsqueeze(1).expand(b, t)[mask_sorted]
-        feats = self.backbone.encode_frames(frames[clip_idx, idx]).float()
-        out = feats.new_zeros((b, t, feats.shape[-1]))
-        out[mask_sorted] = feats
-        return out, mask_sorted
+        return frames[clip_idx, idx], mask_sorted
 
     def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Embedding:
         return self.encode_video_features(*self.frame_features(frames, frame_mask))

@@ -376,18 +376,10 @@ class MCSAN(FrameMethod):
         return dense[:, :-1]
 
     def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Embedding:
-        if frames.ndim != 5:
-            raise ValueError(f"frames must be [B, T, 3, H, W], got {tuple(frames.shape)}")
-        b, t = frames.shape[:2]
-        if t > self.max_frames:
-            raise ValueError(f"{t} frames per clip, this method supports at most {self.max_frames}")
-        mask = frame_mask.to(device=frames.device, dtype=torch.bool)
         # real frames first, in order (as FrameMethod.frame_features); only real frames reach the image tower
-        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
-        mask = torch.gather(mask, 1, order)
-        idx = order[mask]
-        clip_idx = torch.arange(b, device=frames.device).unsqueeze(1).expand(b, t)[mask]
-        cls, patches = frame_tokens(self.backbone, frames[clip_idx, idx])
+        real, mask = self.real_frames(frames, frame_mask)
+        b, t = mask.shape
+        cls, patches = frame_tokens(self.backbone, real)
         cls, patches = cls.float(), patches.float()
         feats = cls.new_zeros((b, t, cls.shape[-1]))
         feats[mask] = cls

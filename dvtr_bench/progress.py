@@ -35,11 +35,11 @@ WARNING_TASK = "warning"
 
 
 def warning_event(message: str) -> Progress:
-    """A warning for the user (the library never prints): task :data:`WARNING_TASK`, the text in ``info["message"]``.
+    """A warning for the user (the library never prints): a one-off ``message`` event of task :data:`WARNING_TASK`.
 
-    The CLI's progress renderers print it once, as a line of its own, instead of drawing a bar.
+    The CLI's progress renderers print it once, as a line of its own prefixed ``warning:``, like any message.
     """
-    return Progress(task=WARNING_TASK, info={"message": message})
+    return Progress(task=WARNING_TASK, message=message)
 
 
 def no_progress(_: Progress) -> None:

@@ -46,12 +46,9 @@ def progress_bars(transient: bool = False, interval_s: float | None = None) -> I
     tasks: dict[str, TaskID] = {}
 
     def report(ev: Progress) -> None:
-        if ev.task == WARNING_TASK:
-            _print_warning(ev)
-            return
         if ev.message is not None:
             # printed through the live display, so it lands above the bars instead of tearing them
-            bars.console.print(escape(ev.message), soft_wrap=True, highlight=False)
+            bars.console.print(_notice(ev), soft_wrap=True, highlight=False)
             return
         if ev.task not in tasks:
             tasks[ev.task] = bars.add_task(ev.task, total=ev.total, info="")
@@ -69,8 +66,10 @@ def progress_bars(transient: bool = False, interval_s: float | None = None) -> I
         yield report
 
 
-def _print_warning(ev: Progress) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {escape(str(ev.info.get('message', '')))}", soft_wrap=True)
+def _notice(ev: Progress) -> str:
+    """A one-off message event as console markup: warnings are prefixed so they stand out in logs."""
+    text = escape(str(ev.message))
+    return f"[yellow]warning:[/yellow] {text}" if ev.task == WARNING_TASK else text
 
 
 @dataclass
@@ -86,11 +85,8 @@ def _progress_lines(interval_s: float) -> ProgressFn:
     tasks: dict[str, _LineState] = {}
 
     def report(ev: Progress) -> None:
-        if ev.task == WARNING_TASK:
-            _print_warning(ev)
-            return
         if ev.message is not None:
-            err_console.print(escape(ev.message), soft_wrap=True, highlight=False)
+            err_console.print(_notice(ev), soft_wrap=True, highlight=False)
             return
         now = time.monotonic()
         st = tasks.setdefault(ev.task, _LineState(start=now))

@@ -9,7 +9,8 @@
     python benchmarks/train_speed.py                      # a generated 64-clip dataset folder
     python benchmarks/train_speed.py --dataset demo-output/dataset --workers 2 --batch 8
 
-Default methods: meanP seqLSTM seqTransf tightTransf xpool msam dmae.
+Default methods: every registered one. Methods that learn from the caption text (amfmn, mcsan, dmae) receive the
+split's captions through ``prepare_text`` first, as the trainer gives them the training captions.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 class _Trainee:
     """One method with its optimiser, stepping exactly like the trainer (forward, gathered loss, backward, clip, AdamW)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, corpus: object):
         import torch
 
         from dvtr_bench.models import create_method
@@ -37,6 +38,7 @@ class _Trainee:
 
         torch.manual_seed(0)
         self.method = create_method(name, backbone="dvtr-tiny", pretrained=None)
+        self.method.prepare_text(corpus)  # before the optimiser, as in the trainer
         self.method.train()
         self.step_module = _Step(self.method, 1)
         self.opt = build_optimizer(self.method, lr=1e-4, backbone_lr=1e-4, weight_decay=0.01)
@@ -58,7 +60,7 @@ class _Trainee:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", help="dvtr dataset folder (default: a generated 64-clip folder)")
-    ap.add_argument("--methods", default="meanP,seqLSTM,seqTransf,tightTransf,xpool,msam,dmae")
+    ap.add_argument("--methods", default=None, help="comma-separated (default: every registered method)")
     ap.add_argument("--batch", type=int, default=8, help="training batch (clips), equal for every method")
     ap.add_argument("--steps", type=int, default=5, help="timed rounds (after 1 warm-up round)")
     ap.add_argument("--workers", type=int, default=2, help="loader worker processes for the eval loader")
@@ -69,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import dvtr_bench
-    from dvtr_bench.models import create_method
+    from dvtr_bench.models import create_method, list_methods
+    from dvtr_bench.models.base import select_text
     from dvtr_bench.engine.evaluate import encode_clips
-    from dvtr_bench.engine.data import FrameSource
+    from dvtr_bench.engine.data import Captions, FrameSource
+    from dvtr_bench.text import CaptionCorpus
 
     datasets.disable_progress_bars()
     tmp = None
@@ -91,12 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     src = FrameSource(split, probe.frame_spec, num_workers=0, cache="prepared", name=split_name)
     idx = list(range(min(args.batch, len(split))))
     _, frames, mask = next(src.batches([idx]))
-    caps = [split[i]["captions"][0] for i in idx]
+    caps = Captions.from_split(split, name=split_name)
+    corpus = CaptionCorpus(tuple(caps.texts), caps.caption_to_clip, tuple(caps.clip_ids),
+                           fingerprint=getattr(split, "_fingerprint", None))
+    rows = torch.as_tensor([int(caps.offsets[i]) for i in idx])  # each clip's first caption
     batch = {"frames": frames, "mask": mask}
+    names = [n.strip() for n in args.methods.split(",")] if args.methods else list_methods()
     # Round-robin: one step of every method per round, so a load change on a shared machine hits all of them.
-    trainees = {name.strip(): _Trainee(name.strip()) for name in args.methods.split(",")}
+    trainees = {name: _Trainee(name, corpus) for name in names}
     # each method's own text inputs (a method may derive more than tokens from the captions), made once, untimed
-    tokens = {name: t.method.tokenize(caps) for name, t in trainees.items()}
+    tokens = {name: select_text(t.method.tokenize_corpus(corpus), rows) for name, t in trainees.items()}
     for r in range(1 + args.steps):
         for name, t in trainees.items():
             t.step({**batch, "tokens": tokens[name]}, record=r > 0)

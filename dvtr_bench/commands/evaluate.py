@@ -24,7 +24,8 @@ from dvtr_bench.commands.run_baseline import _parse_seeds, _summary
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Clips per evaluation batch (default: the run's).")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Data-loader worker processes (default: the run's).")
+              help="Frame-decoding threads (worker processes under the train option loader: processes; "
+                   "default: the run's).")
 def evaluate(target: str, dataset: str, out_dir: Path | None, seeds: list[int] | None, device: str,
              batch_size: int | None, workers: int | None) -> None:
     """Evaluate a saved model on a dataset's test split and write a result record.

@@ -60,7 +60,7 @@ def _parse_pretrained(value: str | None) -> object:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Override the recipe's global training batch (summed over processes).")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Data-loader worker processes (default 2).")
+              help="Frame-decoding threads (worker processes under the train option loader: processes; default 2).")
 @click.option("--config", "config", multiple=True, metavar="FILE|NAME",
               help="Recipe overlay JSON ({'model': {...}, 'train': {...}, 'per_method': {...}}), or the name of "
                    "one in baselines/ (e.g. demo); repeatable, applied in order. An unknown key is an error.")

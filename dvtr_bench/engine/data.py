@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -42,6 +43,8 @@ from dvtr_bench.protocol.v1 import NUM_FRAMES
 PREPARED_CACHE_BYTES = 2 << 30
 RAW_CACHE_BYTES = 3 << 30
 FRAME_TRANSFORMS = ("auto", "workers", "device")
+# "threads": decoding threads in the run's process (the default); "processes": DataLoader worker processes
+LOADERS = ("threads", "processes")
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:
@@ -52,12 +55,13 @@ def decode_jpeg(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-def decode_frames(blobs: Sequence[bytes], device: torch.device | str | None = None) -> torch.Tensor:
-    """One clip's stored frames -> uint8 ``[t, H, W, 3]`` RGB on ``device`` (CPU by default).
+def decode_images(blobs: Sequence[bytes], device: torch.device | str | None = None) -> list[torch.Tensor]:
+    """One clip's stored frames -> a list of uint8 ``[H, W, 3]`` RGB frames on ``device`` (CPU by default).
 
     libjpeg-turbo (or nvjpeg for a CUDA device) through ``torchvision.io.decode_jpeg``, all frames in one batched
-    call. Its pixels equal PIL's on the stored frames (both are libjpeg-turbo with the same IDCT; the tests
-    check it). A frame it cannot read (PNG, CMYK JPEG) sends the clip through PIL instead.
+    call, as it decodes them (channels last in memory; not stacked: a caller copies each frame once, straight
+    where it belongs). Its pixels equal PIL's on the stored frames (both are libjpeg-turbo with the same IDCT;
+    the tests check it). A frame it cannot read (PNG, CMYK JPEG) sends the clip through PIL instead.
     """
     from torchvision.io import ImageReadMode, decode_jpeg as tv_decode_jpeg
 
@@ -69,15 +73,20 @@ def decode_frames(blobs: Sequence[bytes], device: torch.device | str | None = No
             # dvtr can assume those, this is the libjpeg-turbo binding at hand. Only this message is muted.
             warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
                                     category=DeprecationWarning)
-            images = tv_decode_jpeg(data, mode=ImageReadMode.RGB, device=dev)
-        sizes = {tuple(im.shape) for im in images}
-        if len(sizes) > 1:
-            raise ValueError(f"frames of different sizes in one clip: {sorted(sizes)}")
-        return torch.stack(images).permute(0, 2, 3, 1)  # CHW -> HWC, as a view: FrameSpec permutes back for free
+            # torchvision returns [3, H, W] views of channels-last memory: permuting back is free
+            images = [im.permute(1, 2, 0) for im in tv_decode_jpeg(data, mode=ImageReadMode.RGB, device=dev)]
     except RuntimeError:
-        pass
-    out = torch.from_numpy(np.stack([decode_jpeg(b) for b in blobs]))
-    return out.to(dev) if dev.type != "cpu" else out
+        images = [torch.from_numpy(np.require(decode_jpeg(b), requirements="W")).to(dev) for b in blobs]
+    sizes = {tuple(im.shape) for im in images}
+    if len(sizes) > 1:
+        raise ValueError(f"frames of different sizes in one clip: {sorted(sizes)}")
+    return images
+
+
+def decode_frames(blobs: Sequence[bytes], device: torch.device | str | None = None) -> torch.Tensor:
+    """One clip's stored frames -> uint8 ``[t, H, W, 3]`` RGB on ``device`` (CPU by default); see
+    :func:`decode_images`."""
+    return torch.stack(decode_images(blobs, device))
 
 
 def _pad_raw(raw: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,16 +175,21 @@ class ClipFrames(TorchDataset):
             items = [items[k] for k in keep]
         return [_frame_bytes(it, self.name, i) for it in items]
 
-    def decode(self, i: int, device: torch.device | str | None = None,
-               blobs: Sequence[bytes] | None = None) -> torch.Tensor:
-        """Clip ``i``'s stored frames as uint8 ``[t, H, W, 3]`` (t <= num_frames)."""
+    def images(self, i: int, device: torch.device | str | None = None,
+               blobs: Sequence[bytes] | None = None) -> list[torch.Tensor]:
+        """Clip ``i``'s stored frames as a list of uint8 ``[H, W, 3]`` (at most num_frames)."""
         blobs = self.blobs(i) if blobs is None else blobs
         try:
-            return decode_frames(blobs, device)
+            return decode_images(blobs, device)
         except InputError:
             raise
         except Exception as exc:  # a corrupt JPEG, or frames of mixed sizes inside one clip
             raise InputError(f"cannot decode the clip's frames: {exc}", file=self.name, record=int(i)) from exc
+
+    def decode(self, i: int, device: torch.device | str | None = None,
+               blobs: Sequence[bytes] | None = None) -> torch.Tensor:
+        """Clip ``i``'s stored frames as uint8 ``[t, H, W, 3]`` (t <= num_frames)."""
+        return torch.stack(self.images(i, device, blobs))
 
     def __getitem__(self, i: int) -> tuple[int, Any, torch.Tensor]:
         if self.output == "bytes":
@@ -183,24 +197,124 @@ class ClipFrames(TorchDataset):
             mask = torch.zeros(self.num_frames, dtype=torch.bool)
             mask[:len(blobs)] = True
             return int(i), blobs, mask
-        raw = self.decode(i)
         if self.output == "raw":
+            raw = self.decode(i)
             return int(i), raw, torch.ones(raw.shape[0], dtype=torch.bool)
-        if self.output == "uint8":
-            padded, mask = _pad_raw(raw, self.num_frames)
-            return int(i), padded, mask
-        frames, mask = prepare(raw, self.spec, self.num_frames)
-        return int(i), frames, mask
+        idx, frames, mask = self.batch([i])
+        return int(idx[0]), frames[0], mask[0]
+
+    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """Clips ``indices`` as one batch: (indices, frames, mask ``[B, T]``), ``frames`` as ``output`` says.
+
+        ``"float"``: ``[B, T, 3, S, S]`` through the FrameSpec; ``"uint8"``: ``[B, T, H, W, 3]``, where a frame
+        whose short side is already S is centre-cropped to S x S (the FrameSpec's first step, a selection of
+        bytes: only the pixels the model sees cross to the device), or a list of per-clip tensors when clips of
+        the batch still differ in size. Padded slots are exact zeros.
+
+        Each decoded frame is written once, straight into its slot of the batch (in a DataLoader worker the
+        batch is allocated in shared memory, so handing it to the main process copies nothing more).
+        """
+        job = _BatchJob(self, indices, _batch_buffer)
+        for b in range(len(job.idx)):
+            job.fill(b)
+        return job.result()
+
+    def batch_shape(self, n: int, frame_hw: tuple[int, int]) -> tuple[tuple[int, ...], torch.dtype]:
+        """(shape, dtype) of a batch of ``n`` clips whose stored frames are ``frame_hw``."""
+        T, S = self.num_frames, self.spec.image_size
+        if self.output == "float":
+            return (n, T, 3, S, S), torch.float32
+        if self.output != "uint8":
+            raise ValueError(f"only float and uint8 items are assembled into batches (this view: {self.output!r})")
+        h, w = frame_hw
+        return ((n, T, S, S, 3) if min(h, w) == S else (n, T, h, w, 3)), torch.uint8
+
+    def uint8_crop(self, frame: torch.Tensor) -> torch.Tensor:
+        """A decoded ``[H, W, 3]`` frame as a uint8 batch carries it: its centre ``S x S`` crop (a view) when the
+        short side is already S, the FrameSpec's first step; else the whole frame (the FrameSpec resizes it)."""
+        h, w = int(frame.shape[0]), int(frame.shape[1])
+        s = self.spec.image_size
+        if min(h, w) != s:
+            return frame
+        top, left = self.spec.crop_offsets(h, w)
+        return frame[top:top + s, left:left + s]
+
+    def write_clip(self, frames: Sequence[torch.Tensor], out: torch.Tensor) -> bool:
+        """Write a clip's decoded frames (uint8 ``[H, W, 3]`` each) into ``out``, its batch slot (float
+        ``[T, 3, S, S]`` through the FrameSpec, or uint8 ``[T, h, w, 3]``, centre-cropped when the short side is
+        already S), and zero the padded slots.
+
+        False (nothing written) when uint8 frames of this stored size do not fit ``out``.
+        """
+        dst = out.numpy()  # NumPy from here: one thread per call, the GIL released (see FrameSpec.into)
+        if self.output == "float":
+            for k, f in enumerate(frames):
+                self.spec.into(f.numpy(), dst[k])
+        else:
+            kept = [self.uint8_crop(f) for f in frames]
+            if tuple(kept[0].shape) != tuple(out.shape[1:]):
+                return False
+            for k, f in enumerate(kept):
+                np.copyto(dst[k], f.numpy())
+        dst[len(frames):] = 0
+        return True
+
+
+class _BatchJob:
+    """One batch being assembled: clips decoded (possibly by several threads) into one buffer."""
+
+    def __init__(self, frames: ClipFrames, indices: Sequence[int], allocate: Any):
+        self.frames = frames
+        self.idx = torch.tensor([int(i) for i in indices], dtype=torch.long)
+        self.mask = torch.zeros((len(self.idx), frames.num_frames), dtype=torch.bool)
+        self.allocate = allocate
+        self.out: torch.Tensor | None = None
+        self.aside: dict[int, list[torch.Tensor]] = {}
+        self._lock = threading.Lock()
+
+    def _buffer(self, frame_hw: tuple[int, int]) -> torch.Tensor:
+        with self._lock:  # the first clip decoded fixes the batch's frame size
+            if self.out is None:
+                self.out = self.allocate(*self.frames.batch_shape(len(self.idx), frame_hw))
+            return self.out
+
+    def fill(self, b: int) -> None:
+        """Decode the batch's clip ``b`` into its slot (thread-safe: each clip writes its own slot)."""
+        frames = self.frames.images(int(self.idx[b]))
+        out = self._buffer((int(frames[0].shape[0]), int(frames[0].shape[1])))
+        if not self.frames.write_clip(frames, out[b]):
+            self.aside[b] = [self.frames.uint8_crop(f) for f in frames]
+        self.mask[b, :len(frames)] = True
+
+    def result(self) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        assert self.out is not None or len(self.idx) == 0
+        if self.out is None:
+            return self.idx, torch.empty(0), self.mask
+        if not self.aside:
+            return self.idx, self.out, self.mask
+        # clips of different frame sizes: a list, and the FrameSpec on the device brings each to S x S
+        T = self.frames.num_frames
+        return self.idx, [_pad_raw(torch.stack(self.aside[b]), T)[0] if b in self.aside else self.out[b]
+                          for b in range(len(self.idx))], self.mask
+
+
+def _batch_buffer(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor for a batch: in shared memory inside a DataLoader worker, where the batch then
+    crosses to the main process without a copy (as torch's default collate does), else ordinary memory."""
+    from torch.utils.data import get_worker_info
+
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    numel = 1
+    for d in shape:
+        numel *= d
+    storage = torch.UntypedStorage._new_shared(numel * torch.empty((), dtype=dtype).element_size())
+    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
 
 
 def prepare(raw: torch.Tensor, spec: FrameSpec, num_frames: int = NUM_FRAMES) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 ``[t, H, W, 3]`` -> (float ``[num_frames, 3, S, S]`` through the FrameSpec, padded; mask)."""
     return pad_clip(spec(raw), num_frames)
-
-
-def _collate(batch: list[tuple[int, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    idx = torch.tensor([b[0] for b in batch], dtype=torch.long)
-    return idx, torch.stack([b[1] for b in batch]), torch.stack([b[2] for b in batch])
 
 
 def _collate_list(batch: list[tuple[int, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, list[torch.Tensor], None]:
@@ -223,14 +337,158 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
+class _Batches(TorchDataset):
+    """A DataLoader's view of a ClipFrames: each whole batch is made in the worker (float and uint8 ones
+    assembled by ``ClipFrames.batch``), and a clip's InputError comes back as a value, so the main process
+    raises it as it was (the DataLoader would re-raise it with the worker's traceback in its message)."""
+
+    def __init__(self, frames: ClipFrames):
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> tuple[int, Any, torch.Tensor]:
+        return self.frames[i]
+
+    def __getitems__(self, indices: Sequence[int]) -> Any:
+        try:
+            if self.frames.output in ("float", "uint8"):
+                return self.frames.batch(indices)
+            collate = _collate_list if self.frames.output == "raw" else _collate_uint8
+            return collate([self.frames[i] for i in indices])
+        except InputError as exc:
+            return _Failure(exc.reason, exc.file, exc.record)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    reason: str
+    file: str | None
+    record: Any
+
+
+def _assembled(batch: Any) -> Any:
+    return batch
+
+
+def _raising(items: Iterator[Any]) -> Iterator[Any]:
+    for item in items:
+        if isinstance(item, _Failure):
+            raise InputError(item.reason, file=item.file, record=item.record)
+        yield item
+
+
 def make_loader(frames: ClipFrames, batches: Sequence[Sequence[int]], num_workers: int,
-                pin_memory: bool = False) -> DataLoader:
-    """A DataLoader yielding (indices, frames, masks) for the given batches of clip indices, in that order."""
-    collate = {"raw": _collate_list, "uint8": _collate_uint8, "bytes": _collate_uint8}.get(frames.output, _collate)
-    return DataLoader(frames, batch_sampler=[list(b) for b in batches], num_workers=num_workers,
-                      collate_fn=collate, pin_memory=pin_memory,
-                      worker_init_fn=_worker_init if num_workers > 0 else None,
-                      prefetch_factor=4 if num_workers > 0 else None)
+                pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, Any, torch.Tensor]]:
+    """(indices, frames, masks) for the given batches of clip indices, in that order, from a DataLoader with
+    ``num_workers`` worker processes."""
+    return _raising(iter(DataLoader(_Batches(frames), batch_sampler=[list(b) for b in batches],
+                                    num_workers=num_workers, collate_fn=_assembled, pin_memory=pin_memory,
+                                    worker_init_fn=_worker_init if num_workers > 0 else None,
+                                    prefetch_factor=4 if num_workers > 0 else None)))
+
+
+class BufferPool:
+    """Batch buffers reused once nothing else holds them, so a stream of batches stops faulting in fresh pages.
+
+    A batch of 16 clips is 30 to 120 MB; allocating it anew each time costs a page fault per 4 KiB written
+    (measured here: a third of the decode time). A buffer returns to service when its storage has no other
+    holder than the pool (the consumer dropped the batch and every view of it), checked with torch's storage
+    use count. Pinned buffers (for CUDA copies) are not pooled here: torch's caching host allocator already
+    reuses them, and knows when a non-blocking copy out of one has finished.
+    """
+
+    def __init__(self, pin: bool = False, keep: int = 8):
+        self.pin = pin
+        self.keep = keep
+        self._free: list[torch.Tensor] = []
+        self._lock = threading.Lock()
+        self._use_count = getattr(torch._C, "_storage_Use_Count", None)
+
+    def __call__(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        if self.pin:
+            return torch.empty(shape, dtype=dtype, pin_memory=True)
+        with self._lock:
+            for t in self._free:
+                # 2: the pool's own tensor and the temporary storage object of this check
+                if t.shape == shape and t.dtype == dtype and self._held(t) <= 2:
+                    return t.view(shape)
+            t = torch.empty(shape, dtype=dtype)
+            if self._use_count is None:
+                return t
+            if len(self._free) >= self.keep:
+                self._free.pop(0)
+            self._free.append(t)
+            # Handed out as an alias, a tensor of its own over the same storage: while the caller (or anything it
+            # passes the batch to) holds it, the storage's use count says so. The pool's tensor itself would not.
+            return t.view(shape)
+
+    def _held(self, t: torch.Tensor) -> int:
+        assert self._use_count is not None
+        return int(self._use_count(t.untyped_storage()._cdata))
+
+
+def threaded_batches(frames: ClipFrames, batches: Sequence[Sequence[int]], threads: int,
+                     pool: BufferPool | None = None, ahead: int = 2
+                     ) -> Iterator[tuple[torch.Tensor, Any, torch.Tensor]]:
+    """(indices, frames, mask) for each batch of clip indices, in order, decoded by ``threads`` threads.
+
+    The decoder (libjpeg-turbo through torchvision) and the NumPy that writes each frame into its slot release
+    the GIL, so threads decode in parallel inside this process: no batch is pickled, copied into shared memory
+    or faulted in afresh (buffers come from ``pool``), and no worker process starts. Up to ``ahead`` batches
+    beyond the one being consumed are decoded in the background, one clip per task so that every thread works
+    on the next batch. Float and uint8 views are assembled into one buffer per batch; "raw" and "bytes" items
+    are collated as the worker loader does.
+    """
+    pool = pool or BufferPool()
+
+    def job(b: list[int]) -> tuple[list[Any], Any]:
+        if frames.output in ("raw", "bytes"):
+            items: list[Any] = [None] * len(b)
+            collate = _collate_list if frames.output == "raw" else _collate_uint8
+            return ([functools.partial(_put, items, k, frames.__getitem__, i) for k, i in enumerate(b)],
+                     functools.partial(collate, items))
+        batch = _BatchJob(frames, b, pool)
+        return [functools.partial(batch.fill, k) for k in range(len(b))], batch.result
+
+    yield from _pipeline([list(b) for b in batches], job, threads, ahead)
+
+
+def _put(items: list[Any], k: int, fn: Any, *args: Any) -> None:
+    items[k] = fn(*args)
+
+
+def _pipeline(order: list[list[int]], job: Any, threads: int, ahead: int) -> Iterator[Any]:
+    """Run each batch's tasks (``job(batch) -> (tasks, finish)``) on ``threads`` threads, at most ``ahead``
+    batches beyond the one being consumed (memory stays bounded), and yield ``finish()`` of each, in order."""
+    if threads <= 0:
+        for b in order:
+            tasks, finish = job(b)
+            for task in tasks:
+                task()
+            yield finish()
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dvtr-decode") as ex:
+        pending: deque[tuple[list[Any], Any]] = deque()
+        nxt = 0
+        try:
+            while nxt < len(order) or pending:
+                while nxt < len(order) and len(pending) <= ahead:
+                    tasks, finish = job(order[nxt])
+                    pending.append(([ex.submit(t) for t in tasks], finish))
+                    nxt += 1
+                futures, finish = pending.popleft()
+                for f in futures:
+                    f.result()  # a clip's error (an InputError naming it) surfaces here, in order
+                yield finish()
+        finally:
+            for futures, _ in pending:
+                for f in futures:
+                    f.cancel()
 
 
 def _one_ahead(items: Iterator[Any], move: Any) -> Iterator[Any]:
@@ -283,7 +541,11 @@ class FrameSource:
     def __init__(self, split: Any, spec: FrameSpec, num_workers: int = 0, cache: bool | str = "auto",
                  name: str = "split", progress: ProgressFn | None = None, decode_batch: int = 16,
                  num_frames: int = NUM_FRAMES, raw_only: bool = False,
-                 frame_device: torch.device | str | None = None, decode_device: torch.device | str | None = None):
+                 frame_device: torch.device | str | None = None, decode_device: torch.device | str | None = None,
+                 loader: str = "threads"):
+        if loader not in LOADERS:
+            raise ConfigError(f"loader {loader!r} is not supported (known: {', '.join(LOADERS)})")
+        self.loader = loader
         self.frames = ClipFrames(split, spec, name=name, num_frames=num_frames)
         self.num_frames = num_frames
         self.spec = spec
@@ -291,6 +553,7 @@ class FrameSource:
         self.name = name
         self.decode_device = torch.device(decode_device) if decode_device is not None else None
         self.frame_device = torch.device(frame_device) if frame_device is not None else self.decode_device
+        self._pool = BufferPool(pin=self.frame_device is not None and self.frame_device.type == "cuda")
         # a float cache would undo the point of moving uint8: keep decoded frames instead
         keep_uint8 = raw_only or self.frame_device is not None
         n = len(self.frames)
@@ -321,7 +584,9 @@ class FrameSource:
     @property
     def path(self) -> str:
         """The data path in words: decoder, where the FrameSpec runs, what is cached."""
-        workers = f"{self.num_workers} worker{'s' if self.num_workers != 1 else ''}" if self.num_workers else "the main process"
+        n = self.num_workers
+        workers = ("the main process" if not n else f"{n} thread{'s' if n != 1 else ''}"
+                   if self.loader == "threads" else f"{n} worker process{'es' if n != 1 else ''}")
         decode = (f"nvjpeg on {self.decode_device} (batched)" if self.decode_device is not None
                   and self.decode_device.type == "cuda" else
                   "libjpeg-turbo in the main process (batched)" if self.decode_device is not None else
@@ -357,7 +622,7 @@ class FrameSource:
             S = self.spec.image_size
             data = torch.empty((n, self.num_frames, 3, S, S), dtype=torch.float32)
             mask = torch.zeros((n, self.num_frames), dtype=torch.bool)
-            for idx, f, m in make_loader(self.frames, batches, self.num_workers):
+            for idx, f, m in self._stream(self.frames, batches):
                 data[idx], mask[idx] = f, m
                 done += len(idx)
                 if progress is not None:
@@ -365,7 +630,7 @@ class FrameSource:
             self._prepared = (data, mask)
             return
         out: list[torch.Tensor | None] = [None] * n
-        for idx, clips, _ in make_loader(self.frames.view("raw"), batches, self.num_workers):
+        for idx, clips, _ in self._stream(self.frames.view("raw"), batches):
             for i, c in zip(idx.tolist(), clips):
                 out[i] = c.clone()
             done += len(idx)
@@ -402,7 +667,14 @@ class FrameSource:
                 yield (torch.as_tensor(list(b), dtype=torch.long), torch.stack([p[0] for p in prepared]),
                        torch.stack([p[1] for p in prepared]))
         else:
-            yield from make_loader(self.frames, batches, self.num_workers)
+            yield from self._stream(self.frames, batches)
+
+    def _stream(self, frames: ClipFrames, batches: Sequence[Sequence[int]], pin: bool = False
+                ) -> Iterator[tuple[torch.Tensor, Any, torch.Tensor]]:
+        """Batches decoded by this source's loader: ``num_workers`` threads, or DataLoader worker processes."""
+        if self.loader == "threads":
+            return threaded_batches(frames, batches, self.num_workers, pool=self._pool)
+        return make_loader(frames, batches, self.num_workers, pin_memory=pin)
 
     def _on_device(self, batches: Sequence[Sequence[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """The uint8 path: padded uint8 clips reach ``frame_device`` (pinned, non-blocking, one batch ahead),
@@ -424,10 +696,9 @@ class FrameSource:
         elif self.decode_device is not None:
             # The workers only read bytes; every frame of the batch is decoded on the device.
             items = (self._decode_batch(idx, blobs, mask) for idx, blobs, mask in
-                     make_loader(self.frames.view("bytes"), batches, self.num_workers))
+                     self._stream(self.frames.view("bytes"), batches))
         else:
-            items = _one_ahead(iter(make_loader(self.frames.view("uint8"), batches, self.num_workers,
-                                                pin_memory=pin)), move)
+            items = _one_ahead(self._stream(self.frames.view("uint8"), batches, pin=pin), move)
         for idx, clips, mask in items:
             if isinstance(clips, torch.Tensor):
                 frames = prepare_on(clips, mask, self.spec)
@@ -457,7 +728,7 @@ class FrameSource:
                 (list(b), [self._raw[i] for i in b]) for b in batches)
         else:
             clips = ((idx.tolist(), raws) for idx, raws, _ in
-                     make_loader(self.frames.view("raw"), batches, self.num_workers))
+                     self._stream(self.frames.view("raw"), batches))
         for b, (idx, raws) in enumerate(clips):
             gens = ([torch.Generator().manual_seed(int(s)) for s in clip_seeds[b]] if clip_seeds is not None
                     else [generator] * len(raws))

@@ -112,13 +112,15 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
              source: Any = None, captions: Any = None, tokens: Any = None,
              autocast: bool | torch.dtype = False, clip_digests: dict[str, str] | None = None,
              features: Any = None, frame_device: torch.device | str | None = None,
-             decode_device: torch.device | str | None = None, progress: ProgressFn | None = None) -> EvalResult:
+             decode_device: torch.device | str | None = None, loader: str = "threads",
+             progress: ProgressFn | None = None) -> EvalResult:
     """Evaluate a frozen ``method`` on one split under the protocol.
 
     ``split`` is a ``datasets.Dataset`` with the clip columns (``frames``, ``captions``, ``clip_id``).
     Its frames stream through the loader by default (``frame_cache="stream"``): a split read once gains nothing
     from being held in memory, and streaming keeps host memory flat in the split's size.
-    ``frame_device`` / ``decode_device``: the data path (:func:`dvtr_bench.engine.data.choose_frame_path`).
+    ``frame_device`` / ``decode_device``: the data path (:func:`dvtr_bench.engine.data.choose_frame_path`);
+    ``loader``: ``num_workers`` decoding threads ("threads") or DataLoader worker processes ("processes").
     ``source``/``captions``/``tokens`` may be passed in to reuse frames already decoded (the trainer evaluates
     the validation split every epoch). Under torch.distributed every rank must call this; each encodes its
     shard, the embeddings are gathered, and the main rank scores, saves ``scores_path`` (the protocol's .npz)
@@ -149,7 +151,7 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
     elif source is None:
         source = FrameSource(split, method.frame_spec, num_workers=num_workers, cache=frame_cache,
                              name=split_name, progress=progress, frame_device=frame_device,
-                             decode_device=decode_device)
+                             decode_device=decode_device, loader=loader)
     if tokens is None:
         tokens = method.tokenize(captions.texts)
 

@@ -253,7 +253,7 @@ def run_baseline(method: str | Path | dict[str, Any], dataset: Any, out: str | P
 RUN_ID_CHARS = 8
 # Train keys that change how fast a run goes, not what it computes: they do not make a new run.
 _RUNTIME_TRAIN_KEYS = ("num_workers", "frame_cache", "eval_batch_size", "text_batch_size", "feature_cache",
-                       "feature_cache_dir", "frame_transform", "gpu_decode", "channels_last", "compile")
+                       "feature_cache_dir", "frame_transform", "gpu_decode", "channels_last", "compile", "loader")
 
 
 def run_identity(recipe: dict[str, Any], fingerprints: dict[str, str], weights: str | None,
@@ -335,7 +335,7 @@ def _run_seeds(state: dict[str, Any], ds: Any, dataset_arg: Any, run_dir: Path, 
             test_features = frame_features_for(
                 method_obj, FrameSource(ds["test"], method_obj.frame_spec, num_workers=tcfg.num_workers,
                                         cache="stream", name="test", frame_device=frame_device,
-                                        decode_device=decode_device),
+                                        decode_device=decode_device, loader=tcfg.loader),
                 sources["fingerprint:test"], device=dev, batch_size=tcfg.eval_batch_size, cache_dir=feature_dir,
                 precision=precision,
                 memo=sources.setdefault("features", {}), progress=progress if info.is_main else None, name="test")
@@ -344,7 +344,8 @@ def _run_seeds(state: dict[str, Any], ds: Any, dataset_arg: Any, run_dir: Path, 
                        frame_cache="stream", scores_path=scores_path,
                        clip_digests=test_digests if info.is_main else {},
                        autocast=autocast_dtype(precision) or False, features=test_features,
-                       frame_device=frame_device, decode_device=decode_device, progress=progress)
+                       frame_device=frame_device, decode_device=decode_device, loader=tcfg.loader,
+                       progress=progress)
         finished[seed] = SeedOutcome(
             seed=seed, scores_path=scores_path, scores_sha256=res.scores_sha256, test_metrics=res.metrics,
             eval_clips_per_s=res.clips_per_s, eval_seconds=res.seconds, peak_memory_mb=res.peak_memory_mb,

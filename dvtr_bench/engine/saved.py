@@ -312,7 +312,7 @@ def evaluate_saved(target: str | Path, dataset: Any, out: str | Path | None = No
         res = evaluate(saved.method, ds["test"], device=dev, split_name="test", batch_size=batch,
                        text_batch_size=tcfg.text_batch_size, num_workers=n_workers, frame_cache=tcfg.frame_cache,
                        scores_path=scores_path, clip_digests=digests,
-                       autocast=dev.type == "cuda" and tcfg.amp is not False, progress=progress)
+                       autocast=dev.type == "cuda" and tcfg.amp is not False, loader=tcfg.loader, progress=progress)
         trained = by_seed.get(saved.seed) or {}
         outcomes.append(SeedOutcome(
             seed=saved.seed, scores_path=scores_path, scores_sha256=res.scores_sha256, test_metrics=res.metrics,

@@ -33,7 +33,7 @@ from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.provenance import config_hash
 from dvtr_bench.engine import checkpoint as ckpt
 from dvtr_bench.engine import distributed as D
-from dvtr_bench.engine.data import FRAME_TRANSFORMS, Captions, FrameSource, choose_frame_path, epoch_plan
+from dvtr_bench.engine.data import FRAME_TRANSFORMS, LOADERS, Captions, FrameSource, choose_frame_path, epoch_plan
 from dvtr_bench.engine.execution import apply_model_options, autocast, autocast_dtype, run_precision
 from dvtr_bench.engine.optim import build_optimizer, build_scheduler
 from dvtr_bench.models.base import select_text, text_to
@@ -70,7 +70,8 @@ class TrainConfig:
     amp: bool | None = None               # mixed precision; None = on for CUDA, off on CPU
     eval_batch_size: int = 32
     text_batch_size: int = 256
-    num_workers: int = 2
+    num_workers: int = 2                  # frame-decoding threads (or worker processes, see loader)
+    loader: str = "threads"               # threads | processes: how frames are decoded (docs/data-path.md)
     frame_cache: bool | str = "auto"
     select_metric: str = "rsum"           # validation metric that picks the checkpoint (higher is better)
     select_ties: str = "earlier"          # on an equal score keep the earlier epoch, or take the "later" one
@@ -144,6 +145,8 @@ class TrainConfig:
         for name in ("freeze_backbone", "gpu_decode", "bf16", "channels_last", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false (got {getattr(self, name)!r})")
+        if self.loader not in LOADERS:
+            raise ConfigError(f"loader {self.loader!r} is not supported (known: {', '.join(LOADERS)})")
         if self.frame_transform not in FRAME_TRANSFORMS:
             raise ConfigError(f"frame_transform {self.frame_transform!r} is not supported "
                               f"(known: {', '.join(FRAME_TRANSFORMS)})")
@@ -289,7 +292,8 @@ def _fingerprint(config: TrainConfig, method: nn.Module, n_train: int, n_val: in
     return config_hash({"train": {k: v for k, v in config.to_dict().items()
                                   if k not in ("num_workers", "frame_cache", "eval_batch_size", "text_batch_size",
                                                "feature_cache", "feature_cache_dir", "frame_transform",
-                                               "gpu_decode", "channels_last", "compile", "tensorboard")},
+                                               "gpu_decode", "channels_last", "compile", "tensorboard",
+                                               "loader")},
                         "method": getattr(method, "name", type(method).__name__),
                         "method_config": getattr(method, "config", {}), "n_train": n_train, "n_val": n_val,
                         "seed": seed, "world_size": world})
@@ -365,12 +369,13 @@ def train(method: nn.Module, train_split: Any, val_split: Any, run_dir: str | Pa
         raw = name == "train" and config.augment != "none"
         if (src is None or src.spec != method.frame_spec or len(src) != len(split)
                 or (raw and src.mode == "prepared") or src.frame_device != frame_device
-                or src.decode_device != decode_device):
+                or src.decode_device != decode_device or src.loader != config.loader):
             # Cached features read the frames at most once: streaming them avoids holding a decoded copy.
             sources[name] = FrameSource(split, method.frame_spec, num_workers=config.num_workers,
                                         cache="stream" if use_features else config.frame_cache, name=name,
                                         raw_only=raw, progress=progress if is_main else None,
-                                        frame_device=frame_device, decode_device=decode_device)
+                                        frame_device=frame_device, decode_device=decode_device,
+                                        loader=config.loader)
     tr_src, va_src = sources["train"], sources["validation"]
     features: dict[str, Any] = {}
     if use_features:

@@ -91,7 +91,7 @@ class FrameSpec:
         s = self.image_size
         if min(h, w) == s:
             # Crop while still uint8: the float work then covers only the pixels that are kept (the same numbers).
-            top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+            top, left = self.crop_offsets(h, w)
             x = x[:, top:top + s, left:left + s].permute(0, 3, 1, 2).float().div_(255.0)
         else:
             x = x.permute(0, 3, 1, 2).float().div_(255.0)
@@ -105,6 +105,30 @@ class FrameSpec:
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         x = (x - mean) / std
         return x.reshape(*lead, 3, s, s).contiguous()
+
+    def into(self, frame: np.ndarray, out: np.ndarray) -> None:
+        """One decoded frame, uint8 ``[H, W, 3]`` -> ``out``, float32 ``[3, S, S]``: the same numbers as
+        :meth:`__call__` (the same IEEE float32 operations, in place).
+
+        NumPy on one thread, so loader threads can run it side by side (NumPy releases the GIL; torch's element-
+        wise kernels would each start an OpenMP team per thread and oversubscribe the cores). A frame that
+        needs resizing goes through :meth:`__call__`.
+        """
+        s = self.image_size
+        h, w = int(frame.shape[0]), int(frame.shape[1])
+        if min(h, w) != s:
+            out[...] = self(torch.from_numpy(np.require(frame, requirements="W"))).numpy()
+            return
+        top, left = self.crop_offsets(h, w)
+        np.copyto(out, frame[top:top + s, left:left + s].transpose(2, 0, 1), casting="unsafe")
+        np.divide(out, np.float32(255.0), out=out)
+        np.subtract(out, np.asarray(self.mean, dtype=np.float32)[:, None, None], out=out)
+        np.divide(out, np.asarray(self.std, dtype=np.float32)[:, None, None], out=out)
+
+    def crop_offsets(self, h: int, w: int) -> tuple[int, int]:
+        """(top, left) of the centre ``S x S`` crop of an ``h x w`` frame whose short side is already ``S``."""
+        s = self.image_size
+        return int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
 
     def from_images(self, images: Sequence[Any]) -> torch.Tensor:
         """A clip's frames as PIL images or HWC uint8 arrays -> float32 ``[T, 3, S, S]``.

@@ -108,7 +108,10 @@ def memory_child(n_clips: int, folder: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", help="dvtr dataset folder (default: a generated 48-clip-per-split folder)")
-    ap.add_argument("--workers", type=int, default=2, help="loader worker processes")
+    ap.add_argument("--workers", type=int, default=2, help="loader threads (or worker processes, compared in part 1)")
+    ap.add_argument("--passes", type=int, default=3,
+                    help="reads of the split per loader measurement, through one source (as epochs read it); a "
+                         "small split read once mostly measures start-up")
     ap.add_argument("--eval-batch", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=1, help="epochs per cached / uncached training run")
     ap.add_argument("--threads", type=int, default=1,
@@ -149,15 +152,30 @@ def main(argv: list[str] | None = None) -> int:
     spec = probe.frame_spec
     order = [list(range(s, min(n, s + args.eval_batch))) for s in range(0, n, args.eval_batch)]
 
-    def rate(source: FrameSource) -> tuple[float, float]:
-        """(clips per wall second, clips per CPU second of the main process and the workers together)."""
+    def rate(source: FrameSource, passes: int = 1) -> tuple[float, float]:
+        """(clips per wall second, clips per CPU second of the process and its workers together), over
+        ``passes`` reads of the split through the same source (as a training run's epochs read it)."""
         t, c = time.perf_counter(), _cpu_s()
         got = 0
-        for _, f, _ in source.batches(order):
-            got += f.shape[0]
+        for _ in range(passes):
+            for _, f, _ in source.batches(order):
+                got += f.shape[0]
+        return got / (time.perf_counter() - t), got / max(_cpu_s() - c, 1e-9)
+
+    def uint8_rate(loader: str, passes: int) -> tuple[float, float]:
+        # what a GPU run's loader does: decode, centre-crop while uint8, hand over (the FrameSpec runs on the GPU)
+        src = FrameSource(split, spec, num_workers=args.workers, cache="stream", name=split_name, loader=loader)
+        view = src.frames.view("uint8")
+        t, c = time.perf_counter(), _cpu_s()
+        got = 0
+        for _ in range(passes):
+            for idx, _, _ in src._stream(view, order):
+                got += len(idx)
         return got / (time.perf_counter() - t), got / max(_cpu_s() - c, 1e-9)
 
     if "decode" not in skip:
+        from torchvision.io import decode_jpeg as tv_decode
+
         from dvtr_bench.engine.data import ClipFrames
 
         cf = ClipFrames(split, spec, name=split_name)
@@ -166,50 +184,53 @@ def main(argv: list[str] | None = None) -> int:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         t, c = time.perf_counter(), _cpu_s()
-        tv = [decode_frames(b) for b in blobs]
-        bare, bare_cpu = frames_total / (time.perf_counter() - t), frames_total / (_cpu_s() - c)
+        for _ in range(args.passes):
+            tv = [tv_decode([torch.frombuffer(bytearray(x), dtype=torch.uint8) for x in b]) for b in blobs]
+        bare = args.passes * frames_total / (time.perf_counter() - t)
+        bare_cpu = args.passes * frames_total / (_cpu_s() - c)
         t, c = time.perf_counter(), _cpu_s()
         pil = [np.stack([decode_jpeg(x) for x in b]) for b in blobs]
         pil_rate, pil_cpu = frames_total / (time.perf_counter() - t), frames_total / (_cpu_s() - c)
         torch.set_num_threads(threads)
-        diff = max(int(np.abs(a.numpy().astype(np.int16) - p.astype(np.int16)).max()) for a, p in zip(tv, pil))
+        diff = max(int(np.abs(decode_frames(b).numpy().astype(np.int16) - p.astype(np.int16)).max())
+                   for b, p in zip(blobs, pil))
         w = max(1, args.workers)
         fpc = frames_total / n  # stored frames per clip
-        worker, worker_cpu = rate(FrameSource(split, spec, num_workers=args.workers, cache="stream",
-                                              name=split_name))
-        u8_src = FrameSource(split, spec, num_workers=args.workers, cache="stream", name=split_name)
-        from dvtr_bench.engine.data import make_loader
-
-        t, c = time.perf_counter(), _cpu_s()
-        got = 0
-        for idx, _, _ in make_loader(u8_src.frames.view("uint8"), order, args.workers):
-            got += len(idx)
-        u8, u8_cpu = got / (time.perf_counter() - t), got / (_cpu_s() - c)
-        print(f"\n1. decode, {frames_total} stored frames ({tv[0].shape[1]}x{tv[0].shape[2]}); per core = per wall "
-              f"second / {w} workers, and per CPU second (robust to other jobs on the machine):")
-        print(f"  {'':<46} {'per core (wall)':>15} {'per CPU second':>15} {'ratio to bare (wall, CPU)':>26}")
-        print(f"  {'bare libjpeg-turbo (torchvision, 1 thread)':<46} {bare:15.1f} {bare_cpu:15.1f}")
-        print(f"  {'PIL (1 thread)':<46} {pil_rate:15.1f} {pil_cpu:15.1f} {pil_rate / bare:12.2f} "
+        rows = []
+        for loader in ("threads", "processes"):
+            unit = "threads" if loader == "threads" else "worker processes"
+            rows.append((f"loader, decode + FrameSpec, {args.workers} {unit}",
+                         rate(FrameSource(split, spec, num_workers=args.workers, cache="stream", name=split_name,
+                                          loader=loader), args.passes)))
+            rows.append((f"loader, decode to uint8, {args.workers} {unit}", uint8_rate(loader, args.passes)))
+        print(f"\n1. decode, {frames_total} stored frames ({tv[0][0].shape[1]}x{tv[0][0].shape[2]}), the split read "
+              f"{args.passes} times; per core = per wall second / {w}, and per CPU second (robust to other jobs "
+              "on the machine):")
+        print(f"  {'':<52} {'per core (wall)':>15} {'per CPU second':>15} {'ratio to bare (wall, CPU)':>26}")
+        print(f"  {'bare libjpeg-turbo (torchvision, 1 thread)':<52} {bare:15.1f} {bare_cpu:15.1f}")
+        print(f"  {'PIL (1 thread)':<52} {pil_rate:15.1f} {pil_cpu:15.1f} {pil_rate / bare:12.2f} "
               f"{pil_cpu / bare_cpu:12.2f}")
-        for label, (wall, cpu) in ((f"loader: decode + FrameSpec, {args.workers} workers", (worker, worker_cpu)),
-                                   (f"loader: decode to uint8, {args.workers} workers", (u8, u8_cpu))):
-            print(f"  {label:<46} {wall * fpc / w:15.1f} {cpu * fpc:15.1f} {wall * fpc / w / bare:12.2f} "
+        for label, (wall, cpu) in rows:
+            print(f"  {label:<52} {wall * fpc / w:15.1f} {cpu * fpc:15.1f} {wall * fpc / w / bare:12.2f} "
                   f"{cpu * fpc / bare_cpu:12.2f}")
         print(f"  max |pixel difference| PIL vs torchvision: {diff}")
 
     if "loader" not in skip:
         stream = FrameSource(split, spec, num_workers=args.workers, cache="stream", name=split_name)
-        load_cps, load_cpu = rate(stream)
+        load_cps, load_cpu = rate(stream, args.passes)
         cached = FrameSource(split, spec, num_workers=0, cache="prepared", name=split_name)
         encode_clips(probe, cached, range(min(n, args.eval_batch)), torch.device("cpu"), args.eval_batch)
         t, c = time.perf_counter(), _cpu_s()
-        encode_clips(probe, cached, range(n), torch.device("cpu"), args.eval_batch)
-        model_cps, model_cpu = n / (time.perf_counter() - t), n / (_cpu_s() - c)
+        for _ in range(args.passes):
+            encode_clips(probe, cached, range(n), torch.device("cpu"), args.eval_batch)
+        model_cps, model_cpu = args.passes * n / (time.perf_counter() - t), args.passes * n / (_cpu_s() - c)
         t = time.perf_counter()
-        encode_clips(probe, stream, range(n), torch.device("cpu"), args.eval_batch)
-        e2e_cps = n / (time.perf_counter() - t)
-        print(f"\n2. evaluation, {n} clips, batch {args.eval_batch}, tiny model at {spec.image_size} px:")
-        print(f"  loader (decode + FrameSpec, {args.workers} workers):  {load_cps:8.1f} clips/s   "
+        for _ in range(args.passes):
+            encode_clips(probe, stream, range(n), torch.device("cpu"), args.eval_batch)
+        e2e_cps = args.passes * n / (time.perf_counter() - t)
+        print(f"\n2. evaluation, {n} clips read {args.passes} times, batch {args.eval_batch}, tiny model at "
+              f"{spec.image_size} px on {args.threads} thread(s); data path: {stream.path}")
+        print(f"  loader (decode + FrameSpec, {args.workers} threads):   {load_cps:8.1f} clips/s   "
               f"{load_cpu:8.1f} clips per CPU second")
         print(f"  model (encode_video, frames in memory):       {model_cps:8.1f} clips/s   "
               f"{model_cpu:8.1f} clips per CPU second")

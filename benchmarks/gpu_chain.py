@@ -2,9 +2,9 @@
 
 Runs in a few minutes: a generated dataset folder, the tiny backbone at 224 px, then
 
-1. evaluation clips/s: model alone (frames already on the GPU), streamed with the FrameSpec in the workers
-   (the CPU path), streamed with uint8 frames and the FrameSpec on the GPU, and with nvjpeg decoding, each as a
-   ratio to the model alone; fp16 and bf16 autocast;
+1. evaluation clips/s: model alone (frames already on the GPU), streamed with the FrameSpec in the loader
+   threads (the CPU path), streamed with uint8 frames and the FrameSpec on the GPU (loader threads, and worker
+   processes), and with nvjpeg decoding, each as a ratio to the model alone; fp16 and bf16 autocast;
 2. one training epoch (fp16 AMP) of meanP under one-process NCCL (``torch.distributed`` initialised with
    world size 1), and a frozen-backbone epoch from cached frame features against encoding every step.
 
@@ -27,7 +27,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=192, help="clips per split of the generated dataset")
-    ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="loader threads (or processes)")
     ap.add_argument("--batch", type=int, default=64)
     args = ap.parse_args(argv)
 
@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     model = clips_per_s(on_gpu)
     model_bf16 = clips_per_s(on_gpu, torch.bfloat16)
     rows = [("model alone, fp16 autocast", model), ("model alone, bf16 autocast", model_bf16)]
-    for label, kw in (("streamed, FrameSpec in workers", {}),
+    for label, kw in (("streamed, FrameSpec in loader threads", {}),
                       ("streamed, uint8 -> FrameSpec on GPU", {"frame_device": dev}),
+                      ("streamed, uint8 -> GPU, worker processes", {"frame_device": dev, "loader": "processes"}),
                       ("streamed, nvjpeg decode + FrameSpec on GPU", {"frame_device": dev, "decode_device": dev})):
         src = FrameSource(split, spec, num_workers=args.workers, cache="stream", name="test", **kw)
         rows.append((label, clips_per_s(src)))

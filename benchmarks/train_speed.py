@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default=None, help="comma-separated (default: every registered method)")
     ap.add_argument("--batch", type=int, default=8, help="training batch (clips), equal for every method")
     ap.add_argument("--steps", type=int, default=5, help="timed rounds (after 1 warm-up round)")
-    ap.add_argument("--workers", type=int, default=2, help="loader worker processes for the eval loader")
+    ap.add_argument("--workers", type=int, default=2, help="decoding threads of the eval loader")
     ap.add_argument("--eval-batch", type=int, default=16)
     args = ap.parse_args(argv)
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     encode_clips(probe, stream, range(n), torch.device("cpu"), args.eval_batch)
     e2e_cps = n / (time.perf_counter() - t)
     print(f"\nevaluation, {n} clips, batch {args.eval_batch}:")
-    print(f"  loader  (decode + FrameSpec, {args.workers} workers): {load_cps:8.1f} clips/s")
+    print(f"  loader  (decode + FrameSpec, {args.workers} threads): {load_cps:8.1f} clips/s")
     print(f"  model   (encode_video, frames in memory):       {model_cps:8.1f} clips/s")
     print(f"  loader / model:                                 {load_cps / model_cps:8.2f}")
     print(f"  end to end (streamed loader feeding the model): {e2e_cps:8.1f} clips/s "

@@ -1,4 +1,4 @@
-"""Evaluation's memory: embedding blocks written in place, no whole-split copies.
+"""Evaluation's memory: embedding blocks written in place, the score matrix filled in place, no whole-split copies.
 
 Every test compares the new in-place result with what the old code built (a list of blocks, then a
 concatenation), bit for bit: the memory work must never change a number.
@@ -6,11 +6,12 @@ concatenation), bit for bit: the memory work must never change a number.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from dvtr_bench.engine.evaluate import encode_captions, encode_clips
-from dvtr_bench.models.base import EmbeddingBuffer, concat_embeddings
+from dvtr_bench.engine.evaluate import _all_finite, encode_captions, encode_clips, evaluate
+from dvtr_bench.models.base import EmbeddingBuffer, RetrievalMethod, concat_embeddings, slice_embedding
 
 
 def _blocks(sizes: list[int], seed: int = 0, dtype: torch.dtype = torch.float32) -> list[dict[str, torch.Tensor]]:
@@ -134,3 +135,96 @@ def test_encode_captions_in_place_equals_the_concatenated_blocks(xpool):
     _assert_identical(got, ref)
     with pytest.raises(ValueError, match="no captions"):
         encode_captions(xpool, tokens[:0], torch.device("cpu"), 3)
+
+
+class _Blocky(RetrievalMethod):
+    """Scores are a fixed function of the pair (plus, when transductive, of the block's caption count)."""
+
+    name = "blocky"
+
+    def __init__(self, transductive: bool = False, eval_text_block: int | None = None):
+        super().__init__(torch.nn.Identity())
+        self.transductive = transductive
+        self.eval_text_block = eval_text_block
+        self.calls: list[tuple[int, int]] = []
+
+    def score(self, text, video):
+        return text["t"] @ video["v"].T
+
+    def score_batch(self, text, video):
+        self.calls.append((text["t"].shape[0], video["v"].shape[0]))
+        s = self.score(text, video)
+        return s + text["t"].shape[0] if self.transductive else s.to(torch.float64)
+
+
+def _old_score_all(m: RetrievalMethod, text, video, block: int) -> torch.Tensor:
+    n_t, n_v = text["t"].shape[0], video["v"].shape[0]
+    t_block = m.eval_text_block if m.transductive and m.eval_text_block else block
+    rows = []
+    for i in range(0, n_t, t_block):
+        t = slice_embedding(text, i, i + t_block)
+        rows.append(torch.cat([m.score_batch(t, slice_embedding(video, j, j + block)).float().cpu()
+                               for j in range(0, n_v, block)], dim=1))
+    return torch.cat(rows, dim=0)
+
+
+@pytest.mark.parametrize("transductive,block", [(False, 4), (False, 100), (True, 4), (True, 3)])
+def test_score_all_fills_one_matrix_equal_to_the_concatenated_blocks(transductive, block):
+    g = torch.Generator().manual_seed(5)
+    text, video = {"t": torch.randn(10, 6, generator=g)}, {"v": torch.randn(13, 6, generator=g)}
+    m = _Blocky(transductive, eval_text_block=3 if transductive else None)
+    got = m.score_all(text, video, block=block)
+    calls = list(m.calls)
+    m.calls.clear()
+    ref = _old_score_all(m, text, video, block)
+    assert got.dtype == torch.float32 and got.shape == (10, 13)
+    assert torch.equal(got, ref)
+    assert calls == m.calls  # the same blocks, in the same order (a transductive method's blocks are fixed)
+    if transductive:
+        assert sorted({c[0] for c in calls}) == [1, 3]  # 10 captions in blocks of exactly 3, the last shorter
+
+
+def test_score_all_refuses_a_block_of_the_wrong_shape():
+    m = _Blocky()
+    m.score_batch = lambda t, v: torch.zeros(1, v["v"].shape[0])  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match="returned shape"):
+        m.score_all({"t": torch.zeros(4, 2)}, {"v": torch.zeros(5, 2)}, block=2)
+
+
+def test_all_finite_checks_every_row_block():
+    x = np.zeros((7, 5), dtype=np.float32)
+    assert _all_finite(x, elements=5) and _all_finite(x)
+    for i, j, bad in ((6, 4, np.inf), (0, 0, np.nan), (3, 2, -np.inf)):
+        y = x.copy()
+        y[i, j] = bad
+        assert not _all_finite(y, elements=5) and not _all_finite(y, elements=10**6)
+        assert not _all_finite(y, elements=1)
+
+
+def test_evaluate_keeps_scores_and_results_of_the_concatenating_code(learnable_splits):
+    # The whole runner, ragged everywhere, against the old recipe assembled from the same parts.
+    from dvtr_bench.engine.data import Captions, FrameSource
+    from dvtr_bench.models import create_method
+    from dvtr_bench.protocol.metrics import compute_metrics
+
+    torch.manual_seed(0)
+    m = create_method("meanP", backbone="dvtr-tiny", pretrained=None).eval()
+    split = learnable_splits["test"]
+    res = evaluate(m, split, batch_size=3, text_batch_size=5, score_block=3)
+    caps = Captions.from_split(split)
+    src = FrameSource(split, m.frame_spec, cache="stream")
+    tokens = m.tokenize(caps.texts)
+    with torch.no_grad():
+        text = concat_embeddings([m.encode_text(tokens[s:s + 5]) for s in range(0, len(caps.texts), 5)])
+        video = concat_embeddings([{k: v.float() for k, v in m.encode_video(f, mask).items()}
+                                   for _, f, mask in src.batches([range(s, min(len(split), s + 3))
+                                                                  for s in range(0, len(split), 3)])])
+    rows = []
+    for i in range(0, len(caps.texts), 3):
+        t = slice_embedding(text, i, i + 3)
+        rows.append(torch.cat([m.score_batch(t, slice_embedding(video, j, j + 3)).float()
+                               for j in range(0, len(split), 3)], dim=1))
+    ref = torch.cat(rows, dim=0).numpy()
+    assert res.scores is not None and res.scores.tobytes() == ref.tobytes()
+    assert res.metrics == compute_metrics(ref, caps.caption_to_clip)
+    assert res.clip_ids == caps.clip_ids and res.caption_texts == caps.texts

@@ -54,6 +54,12 @@ def peak_memory_mb(device: torch.device) -> tuple[float, str]:
     return (rss / 2**20 if sys.platform == "darwin" else rss / 1024), "cpu_maxrss"
 
 
+def _all_finite(scores: np.ndarray, elements: int = 1 << 20) -> bool:
+    """``np.isfinite(scores).all()`` a block of rows at a time (no boolean matrix of the whole split)."""
+    rows = max(1, elements // max(1, scores.shape[1] if scores.ndim > 1 else 1))
+    return all(bool(np.isfinite(scores[s:s + rows]).all()) for s in range(0, scores.shape[0], rows))
+
+
 def _shard(n: int, rank: int, world: int) -> range:
     per = (n + world - 1) // world
     return range(min(n, rank * per), min(n, (rank + 1) * per))
@@ -182,8 +188,10 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
         if progress is not None:
             progress(Progress(task=f"{split_name} score", completed=0, total=1))
         scores = method.score_all(text, video, block=score_block)
+        del text, video  # scored: the metrics need only the matrix
         scores_np = scores.float().cpu().numpy()
-        if not np.all(np.isfinite(scores_np)):
+        del scores
+        if not _all_finite(scores_np):
             raise FloatingPointError(f"{type(method).__name__} produced non-finite scores on {split_name}")
         metrics = compute_metrics(scores_np, captions.caption_to_clip)
         if scores_path is not None:

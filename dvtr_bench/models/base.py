@@ -259,13 +259,20 @@ class RetrievalMethod(nn.Module):
         n_t = _batch_len(text)
         n_v = _batch_len(video)
         t_block = self.eval_text_block if self.transductive and self.eval_text_block else block
-        rows = []
+        # One float32 CPU matrix, each block copied into place: the matrix is held once, beside one block
+        # (a list of blocks concatenated by columns, then by rows, held it three times at its peak).
+        out = torch.empty((n_t, n_v), dtype=torch.float32)
         for i in range(0, n_t, t_block):
             t = slice_embedding(text, i, i + t_block)
-            cols = [self.score_batch(t, slice_embedding(video, j, j + block)).float().cpu()
-                    for j in range(0, n_v, block)]
-            rows.append(torch.cat(cols, dim=1))
-        return torch.cat(rows, dim=0)
+            rows = min(n_t, i + t_block) - i
+            for j in range(0, n_v, block):
+                s = self.score_batch(t, slice_embedding(video, j, j + block)).float().cpu()
+                cols = min(n_v, j + block) - j
+                if tuple(s.shape) != (rows, cols):
+                    raise ValueError(f"{type(self).__name__}.score_batch returned shape {tuple(s.shape)} for "
+                                     f"{rows} captions x {cols} clips")
+                out[i:i + rows, j:j + cols] = s
+        return out
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, transductive={self.transductive}"

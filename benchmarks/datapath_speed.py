@@ -10,7 +10,8 @@
    features against encoding the frames every step (same seed), and whether their validation metrics agree.
 4. memory: peak anonymous memory of evaluating a generated 2,000-clip and 20,000-clip split (tiny 32 px frames,
    only the first 200 clips captioned so the score matrix stays small; each size in its own process), beside the
-   size of what grows by design (embeddings, score matrix, caption lists).
+   exact size of what grows by design (embeddings, the score matrix, the protocol's clip ids), per phase, and
+   what grows after the peak (the metrics' comparison mask, the score file's id array).
 
     python benchmarks/datapath_speed.py                       # a generated dataset folder
     python benchmarks/datapath_speed.py --dataset demo-output/dataset --workers 2
@@ -47,13 +48,31 @@ def _rss_anon_kib() -> int:
     return 0
 
 
+def _malloc_trim() -> None:
+    """Give glibc's free heap pages back to the system (no-op elsewhere), so "before" counts live memory only."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def memory_child(n_clips: int, folder: str) -> None:
-    """Evaluate a generated split of ``n_clips`` and print {"base_kib", "peak_kib", "grows_bytes"} as JSON."""
+    """Evaluate a generated split of ``n_clips`` and print its memory figures as JSON (kiB and bytes).
+
+    Peak anonymous memory (RssAnon sampled every 2 ms) over the memory before evaluation, overall and per phase
+    (phases follow evaluate's progress events: captions + text encoding, video encoding, scoring + metrics +
+    score file), and the exact sizes of what grows with the split by design.
+    """
     import datasets
     import torch
 
     from dvtr_bench.dataset.schema import clip_features
-    from dvtr_bench.engine.evaluate import evaluate
+    from dvtr_bench.engine.data import FrameSource
+    from dvtr_bench.engine.evaluate import encode_clips, evaluate
     from dvtr_bench.models import create_method
 
     datasets.disable_progress_bars()
@@ -85,24 +104,75 @@ def memory_child(n_clips: int, folder: str) -> None:
     split = datasets.Dataset.from_generator(rows, features=feats, cache_dir=folder)
     torch.manual_seed(0)
     method = create_method("meanP", backbone="dvtr-tiny", pretrained=None, image_size=32).eval()
+    # One clip's and one caption's embedding, to size the split's exactly (float32, as evaluate keeps them).
+    one_clip = encode_clips(method, FrameSource(split, method.frame_spec, cache="stream"), range(1),
+                            torch.device("cpu"), 1)
+    clip_bytes = sum(v[0].numel() * v.element_size() for v in one_clip.values())
+    with torch.no_grad():
+        one_text = method.encode_text(method.tokenize(["caption number 0"]))
+    text_bytes = sum(v[0].numel() * v.element_size() for v in one_text.values())
+    del one_clip, one_text
+    _malloc_trim()
     base = _rss_anon_kib()
-    peak = [base]
+    phase = ["text"]
+    peak = {"text": base}
+
+    def on_progress(p) -> None:
+        # evaluate reports "<split> clips" after each clip batch and "<split> score" (0 then 1) around scoring
+        name = p.task.rsplit(" ", 1)[-1]
+        now = {"clips": "video", "score": "score" if p.completed == 0 else "end"}.get(name)
+        if now is not None and now != phase[0]:
+            peak[phase[0]] = max(peak.get(phase[0], base), _rss_anon_kib())
+            phase[0] = now
+            peak.setdefault(now, base)
+
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], _rss_anon_kib())
-            time.sleep(0.005)
+            p = phase[0]
+            peak[p] = max(peak.get(p, base), _rss_anon_kib())
+            time.sleep(0.002)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    res = evaluate(method, split, device="cpu", batch_size=64, num_workers=0)
+    # 16 captions per text block: the text encoder's activations are a fixed cost (the same at any split size)
+    # that would otherwise be the peak at 2,000 clips and hide what grows.
+    res = evaluate(method, split, device="cpu", batch_size=64, text_batch_size=16, num_workers=0,
+                   scores_path=os.path.join(folder, "scores.npz"), progress=on_progress)
     stop.set()
     th.join()
-    peak[0] = max(peak[0], _rss_anon_kib())
-    d = method.backbone.embed_dim
-    grows = n_clips * d * 4 + res.n_captions * n_clips * 4 * 2 + n_clips * 100  # video emb, scores (+copy), ids
-    print(json.dumps({"base_kib": base, "peak_kib": peak[0], "grows_bytes": grows, "n_captions": res.n_captions}))
+    peak[phase[0]] = max(peak[phase[0]], _rss_anon_kib())
+    n_cap = res.n_captions
+    # What grows with the split by design, all held at once while the score matrix is filled (the peak):
+    ids = (sys.getsizeof(res.clip_ids) + sum(sys.getsizeof(c) for c in res.clip_ids)  # the protocol's clip
+           + 8 * (n_clips + 1))  # ids (result, score file) as Python strings, plus the caption offsets per clip
+    grows = {"video embeddings": n_clips * clip_bytes, "text embeddings": n_cap * text_bytes,
+             "score matrix": n_cap * n_clips * 4, "clip ids": ids}
+    # Transient, also growing with the split, but after evaluate has freed the embeddings (so below the peak
+    # while smaller than them): the metrics engine's working memory (a boolean comparison of a chunk of rows,
+    # 1 byte per score, at most 16 Mi) and writing the score file (the same finiteness mask; its clip ids as a
+    # fixed-width unicode array and the uniqueness check's Python copy and set of them, about 200 bytes per
+    # clip). Measured here, after the sampled run, as tracemalloc peaks.
+    import tracemalloc
+
+    from dvtr_bench.protocol.metrics import compute_metrics
+    from dvtr_bench.protocol.scores import save_scores
+
+    def traced(f) -> int:
+        tracemalloc.start()
+        try:
+            f()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    later = {"metrics": traced(lambda: compute_metrics(res.scores, res.caption_to_clip)),
+             "score file": traced(lambda: save_scores(os.path.join(folder, "again.npz"), res.scores,
+                                                      res.caption_to_clip, res.clip_ids,
+                                                      caption_texts=res.caption_texts))}
+    print(json.dumps({"base_kib": base, "peak_kib": max(peak.values()), "phase_peak_kib": peak,
+                      "grows_bytes": sum(grows.values()), "grows": grows, "later": later, "n_captions": n_cap}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,20 +341,31 @@ def main(argv: list[str] | None = None) -> int:
 
     if "memory" not in skip:
         print("\n4. peak anonymous memory of evaluation (meanP, tiny model at 32 px, 200 captioned clips, "
-              "streamed, its own process per size):")
+              "streamed, score file written, its own process per size; before = after malloc_trim):")
         res = {}
         for size in (2000, 20000):
             folder = os.path.join(tmp.name, f"mem{size}")
             p = subprocess.run([sys.executable, __file__, "--memory-child", str(size), folder],
                                capture_output=True, text=True, check=True)
             res[size] = json.loads(p.stdout.strip().splitlines()[-1])
+        mib = 2 ** 20
+        rest = {}
         for size, r in res.items():
             delta = (r["peak_kib"] - r["base_kib"]) / 1024
-            print(f"  {size:6d} clips: peak - before evaluation {delta:8.1f} MiB, of which by design "
-                  f"(embeddings, scores, ids) ~{r['grows_bytes'] / 2**20:6.1f} MiB -> rest {delta - r['grows_bytes'] / 2**20:7.1f} MiB")
-        a = (res[2000]["peak_kib"] - res[2000]["base_kib"]) / 1024 - res[2000]["grows_bytes"] / 2**20
-        b = (res[20000]["peak_kib"] - res[20000]["base_kib"]) / 1024 - res[20000]["grows_bytes"] / 2**20
-        print(f"  rest at 20,000 clips minus rest at 2,000 clips: {b - a:+.1f} MiB")
+            rest[size] = delta - r["grows_bytes"] / mib
+            ph = ", ".join(f"{k} {(v - r['base_kib']) / 1024:.1f}" for k, v in r["phase_peak_kib"].items())
+            print(f"  {size:6d} clips: peak - before evaluation {delta:6.1f} MiB, of which by design "
+                  f"{r['grows_bytes'] / mib:5.1f} MiB (" + ", ".join(f"{k} {v / mib:.2f}" for k, v in
+                                                                 r["grows"].items())
+                  + f") -> rest {rest[size]:5.1f} MiB")
+            print(f"                per phase: {ph} MiB; growing too, once the embeddings are freed: "
+                  + ", ".join(f"{k} {v / mib:.2f}" for k, v in r["later"].items()) + " MiB (tracemalloc peaks)")
+        a, b = res[2000], res[20000]
+        print(f"  20,000 clips minus 2,000: peak {(b['peak_kib'] - b['base_kib'] - a['peak_kib'] + a['base_kib']) / 1024:+.1f}"
+              f" MiB, by design {(b['grows_bytes'] - a['grows_bytes']) / mib:+.1f} MiB, rest "
+              f"{rest[20000] - rest[2000]:+.1f} MiB"
+              + (" (negative: the peak falls in video encoding, before the score matrix exists, which then reuses "
+                 "pages the frame batches freed)" if rest[20000] < rest[2000] else ""))
     load = os.getloadavg()
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     tmp.cleanup()

@@ -451,3 +451,32 @@ def test_build_record_keeps_runs_distinct_at_home_and_bound(tmp_path: Path) -> N
     rec, _ = _make_record(tmp_path, score_files={0: bound}, zero_shot=True, checkpoint_selection="none",
                           dataset={"name": "s", "fingerprint": fingerprint_from_digests(_clip_ids(12), digests)})
     assert rec["runs"][0]["scores"]["path"] == "bound.npz"
+
+
+def test_score_file_members_are_numpys_bytes_without_its_copy(tmp_path):
+    # The score matrix is written as rows passed as buffers: the same bytes as np.lib.format.write_array (so
+    # every score file, and its sha256, is unchanged), without numpy's up-to-16 MiB copy of the matrix.
+    import tracemalloc
+
+    from dvtr_bench.protocol.scores import _write_npy
+
+    rng = np.random.default_rng(0)
+    for a in (rng.standard_normal((200, 2000), dtype=np.float32), rng.standard_normal((3, 7)),
+              np.arange(5, dtype=np.int64), np.zeros((0, 4), np.float32), np.array(["a", "bcd"]),
+              np.array(3, dtype=np.int64), rng.standard_normal((4, 5)).T, np.ones((2, 3, 4), np.uint8)):
+        ref, got = io.BytesIO(), io.BytesIO()
+        np.lib.format.write_array(ref, a, allow_pickle=False)
+        _write_npy(got, a, block_bytes=1000)
+        assert got.getvalue() == ref.getvalue(), (a.shape, a.dtype)
+    scores = rng.standard_normal((2000, 2000), dtype=np.float32)
+    c2c = np.arange(2000)
+    ids = [f"c{i:06d}" for i in range(2000)]
+    tracemalloc.start()
+    try:
+        save_scores(tmp_path / "s.npz", scores, c2c, ids)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # what remains is the finiteness check's boolean chunk (1 byte per score, at most 16 Mi)
+    assert peak < scores.nbytes / 2, f"{peak / 2**20:.1f} MiB to write a {scores.nbytes / 2**20:.1f} MiB matrix"
+    assert np.array_equal(load_scores(tmp_path / "s.npz").scores, scores)

@@ -253,6 +253,71 @@ def test_captions_keep_uncaptioned_clips_and_reject_empty_captions(small_ds):
         assert e.value.record == caps.clip_ids[2] and e.value.file == "test"
 
 
+def _same_captions(a: Captions, b: Captions) -> None:
+    assert a.texts == b.texts and a.clip_ids == b.clip_ids
+    assert a.caption_to_clip.dtype == b.caption_to_clip.dtype == np.int64
+    assert a.offsets.dtype == b.offsets.dtype == np.int64
+    assert np.array_equal(a.caption_to_clip, b.caption_to_clip) and np.array_equal(a.offsets, b.offsets)
+
+
+def test_captions_read_from_arrow_equal_the_row_by_row_reading(small_ds):
+    import datasets
+
+    def rows(split):  # the row path, as from_split read every split before
+        ids, texts, owner, offsets = Captions._from_rows(split, "test")
+        return Captions(texts, np.asarray(owner, dtype=np.int64), ids, np.asarray(offsets, dtype=np.int64))
+
+    test = small_ds["test"]
+    holes = datasets.Dataset.from_dict({"clip_id": [f"c{i}" for i in range(7)],
+                                        "captions": [["a", "b"], [], None, ["c"], [], ["d", "e", "f"], None]})
+    cases = [test, holes, holes.select([5, 0, 3, 2]), holes.shuffle(seed=0), holes.filter(lambda r: r["captions"]),
+             holes.select([1, 2, 4]), test.select([2, 0])]
+    for split in cases:
+        _same_captions(Captions.from_split(split, name="test"), rows(split))
+    caps = Captions.from_split(holes.select([5, 0, 3, 2]))
+    assert caps.clip_ids == ["c5", "c0", "c3", "c2"] and caps.texts == ["d", "e", "f", "a", "b", "c"]
+    assert caps.offsets.tolist() == [0, 3, 5, 6, 6] and caps.caption_ids()[3] == "c0#0"
+    # the problems the row path reported, with the same clip and position
+    for captions, what, clip in (([["a"], ["b", None]], "caption 2 of 2 is not a string", "c1"),
+                                 ([["a", ""], [" "]], "caption 2 of 2 is empty", "c0"),
+                                 ([[], ["ok", "x", " \t"]], "caption 3 of 3 is only whitespace", "c1")):
+        bad = datasets.Dataset.from_dict({"clip_id": ["c0", "c1"], "captions": captions})
+        with pytest.raises(InputError, match=what) as e:
+            Captions.from_split(bad, name="test")
+        assert e.value.record == clip
+    dup = datasets.Dataset.from_dict({"clip_id": ["c0", "c1", "c0"], "captions": [["a"], ["b"], ["c"]]})
+    with pytest.raises(InputError, match="not unique"):
+        Captions.from_split(dup)
+    with pytest.raises(InputError, match="not unique"):
+        Captions.from_split(dup.select([0, 2]))
+    Captions.from_split(dup.select([0, 1]))  # unique once selected
+    from dvtr_bench.engine.data import _has_duplicates
+
+    assert _has_duplicates(["b", "a", "b"]) and not _has_duplicates(["b", "a", "c"]) and not _has_duplicates([])
+    assert _has_duplicates([None, "a", None]) and not _has_duplicates([None, "a"])  # a missing id, as before
+
+
+def test_captions_build_no_python_object_per_uncaptioned_clip():
+    # A large test gallery is mostly distractor clips without captions: reading the split must not build a
+    # list (or a row) per clip. What stays is the clip ids; the transient is a few bytes per clip (the row by row
+    # reading and its set of the ids took about 200).
+    import datasets
+    import tracemalloc
+
+    n = 20000
+    split = datasets.Dataset.from_dict({"clip_id": [f"c{i:06d}" for i in range(n)],
+                                        "captions": [[f"caption {i}"] if i < 200 else [] for i in range(n)]})
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        caps = Captions.from_split(split)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caps.n_clips == n and len(caps.texts) == 200 and caps.n_uncaptioned == n - 200
+    assert peak - kept < 40 * n, f"{(peak - kept) / n:.0f} transient bytes per clip"
+
+
 def test_uncaptioned_clips_are_distractors_in_evaluation_and_never_trained_on(tiny_meanp, tmp_path, small_ds):
     from dvtr_bench.engine.evaluate import evaluate
     from dvtr_bench.engine.trainer import train

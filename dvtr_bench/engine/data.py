@@ -758,6 +758,34 @@ class Captions:
         for col in ("clip_id", "captions"):
             if col not in split.column_names:
                 raise InputError(f"dataset split has no '{col}' column", file=name)
+        arrow = _caption_columns(split)
+        if arrow is not None:
+            clip_ids, texts, offsets = arrow
+            owner = np.repeat(np.arange(len(clip_ids), dtype=np.int64), np.diff(offsets))
+            bad = [k for k, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+            if bad:
+                c = int(owner[bad[0]])
+                cls._check_texts(texts[offsets[c]:offsets[c + 1]], name, clip_ids[c])
+        else:
+            clip_ids, texts, owner, offsets = cls._from_rows(split, name)
+        if _has_duplicates(clip_ids):
+            raise InputError("clip_id values are not unique", file=name)
+        return cls(texts, np.asarray(owner, dtype=np.int64), clip_ids, np.asarray(offsets, dtype=np.int64))
+
+    @staticmethod
+    def _check_texts(lst: list[Any], name: str, clip_id: Any) -> None:
+        for k, t in enumerate(lst):
+            if not isinstance(t, str) or not t.strip():
+                what = ("is not a string" if not isinstance(t, str) else
+                        "is empty" if not t else "is only whitespace")
+                raise InputError(
+                    f"caption {k + 1} of {len(lst)} {what}: an annotation problem. Fix or remove it in the "
+                    "annotations and rebuild the dataset (`dvtr annotations validate` lists such captions "
+                    "as empty_caption)", file=name, record=clip_id)
+
+    @classmethod
+    def _from_rows(cls, split: Any, name: str) -> tuple[list[Any], list[str], list[int], list[int]]:
+        """Row by row, for a split that is not an Arrow-backed ``datasets.Dataset``."""
         clip_ids = list(split["clip_id"])
         caps = list(split["captions"])
         texts: list[str] = []
@@ -765,20 +793,11 @@ class Captions:
         offsets = [0]
         for c, lst in enumerate(caps):
             lst = list(lst or [])
-            for k, t in enumerate(lst):
-                if not isinstance(t, str) or not t.strip():
-                    what = ("is not a string" if not isinstance(t, str) else
-                            "is empty" if not t else "is only whitespace")
-                    raise InputError(
-                        f"caption {k + 1} of {len(lst)} {what}: an annotation problem. Fix or remove it in the "
-                        "annotations and rebuild the dataset (`dvtr annotations validate` lists such captions "
-                        "as empty_caption)", file=name, record=clip_ids[c])
+            cls._check_texts(lst, name, clip_ids[c])
             texts.extend(lst)
             owner.extend([c] * len(lst))
             offsets.append(len(texts))
-        if len(set(clip_ids)) != len(clip_ids):
-            raise InputError("clip_id values are not unique", file=name)
-        return cls(texts, np.asarray(owner, dtype=np.int64), clip_ids, np.asarray(offsets, dtype=np.int64))
+        return clip_ids, texts, owner, offsets
 
     @property
     def n_clips(self) -> int:
@@ -798,6 +817,40 @@ class Captions:
     def caption_ids(self) -> list[str]:
         """Stable caption ids "<clip_id>#<k>" (k = position in the clip's caption list)."""
         return [f"{self.clip_ids[c]}#{k - self.offsets[c]}" for k, c in enumerate(self.caption_to_clip)]
+
+
+def _caption_columns(split: Any) -> tuple[list[Any], list[Any], np.ndarray] | None:
+    """(clip ids, flat caption texts, offsets) read from the split's Arrow columns, or None if it has none.
+
+    Only the clip ids and the captions themselves become Python objects: no list per clip (a split of mostly
+    uncaptioned distractor clips would otherwise build one empty list per clip), and no row dicts.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not hasattr(split, "select_columns") or not hasattr(split, "with_format"):
+        return None
+    # [:] honours an indices mapping (a select / shuffle / filter); without one it is a zero-copy slice.
+    table = split.select_columns(["clip_id", "captions"]).with_format("arrow")[:]
+    if not isinstance(table, pa.Table):
+        return None
+    caps = table.column("captions")
+    if not (pa.types.is_list(caps.type) or pa.types.is_large_list(caps.type)):
+        return None
+    lengths = pc.fill_null(pc.list_value_length(caps), 0).to_numpy().astype(np.int64, copy=False)
+    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64, copy=False)
+    texts = pc.list_flatten(caps).to_pylist()
+    return table.column("clip_id").to_pylist(), texts, offsets
+
+
+def _has_duplicates(ids: list[Any]) -> bool:
+    """Whether a value repeats, checked on a sorted copy of the list (8 bytes per id; a set of them took about
+    100, and Arrow's ``count_distinct`` left a hash table of about 300 resident in its own allocator)."""
+    try:
+        order = sorted(ids)
+    except TypeError:  # ids of mixed types (a missing clip_id): fall back to hashing them
+        return len(set(ids)) != len(ids)
+    return any(order[k] == order[k + 1] for k in range(len(order) - 1))
 
 
 def caption_key(text: str) -> str:

@@ -54,6 +54,12 @@ def peak_memory_mb(device: torch.device) -> tuple[float, str]:
     return (rss / 2**20 if sys.platform == "darwin" else rss / 1024), "cpu_maxrss"
 
 
+def _all_finite(scores: np.ndarray, elements: int = 1 << 20) -> bool:
+    """``np.isfinite(scores).all()`` a block of rows at a time (no boolean matrix of the whole split)."""
+    rows = max(1, elements // max(1, scores.shape[1] if scores.ndim > 1 else 1))
+    return all(bool(np.isfinite(scores[s:s + rows]).all()) for s in range(0, scores.shape[0], rows))
+
+
 def _shard(n: int, rank: int, world: int) -> range:
     per = (n + world - 1) // world
     return range(min(n, rank * per), min(n, (rank + 1) * per))
@@ -62,18 +68,22 @@ def _shard(n: int, rank: int, world: int) -> range:
 @torch.no_grad()
 def encode_captions(method: Any, tokens: Any, device: torch.device, batch_size: int,
                     progress: ProgressFn | None = None, task: str = "encode text") -> dict[str, torch.Tensor]:
-    """Encode pre-tokenized captions in blocks; the embedding stays on ``device``."""
-    from dvtr_bench.models.base import concat_embeddings, select_text, text_len, text_to
+    """Encode pre-tokenized captions in blocks; the embedding stays on ``device``.
 
-    parts = []
+    Each block is written in place into one preallocated tensor per key (:class:`~dvtr_bench.models.base.
+    EmbeddingBuffer`): the same tensors as concatenating the blocks, without holding both.
+    """
+    from dvtr_bench.models.base import EmbeddingBuffer, select_text, text_len, text_to
+
     n = text_len(tokens)
+    if n == 0:
+        raise ValueError("no captions to encode")
+    out = EmbeddingBuffer(n)
     for s in range(0, n, batch_size):
-        parts.append(method.encode_text(text_to(select_text(tokens, slice(s, s + batch_size)), device)))
+        out.write(method.encode_text(text_to(select_text(tokens, slice(s, s + batch_size)), device)))
         if progress is not None:
             progress(Progress(task=task, completed=min(n, s + batch_size), total=n))
-    if not parts:
-        raise ValueError("no captions to encode")
-    return concat_embeddings(parts)
+    return out.result()
 
 
 @torch.no_grad()
@@ -82,14 +92,21 @@ def encode_clips(method: Any, source: Any, indices: range | list[int], device: t
                  autocast: bool | torch.dtype = False) -> dict[str, torch.Tensor]:
     """Encode the clips ``indices`` of a FrameSource (or cached FrameFeatures) in blocks, in that order.
 
-    The embedding stays on ``device``. ``autocast``: True (float16, the historical meaning), a dtype
-    (``torch.bfloat16`` works on CPU too) or False.
+    The embedding stays on ``device``, floating tensors as float32. ``autocast``: True (float16, the historical
+    meaning), a dtype (``torch.bfloat16`` works on CPU too) or False. Each block is written in place into one
+    preallocated tensor per key (:class:`~dvtr_bench.models.base.EmbeddingBuffer`), so the split's embedding is
+    held once, not as a list of blocks plus their concatenation.
     """
-    from dvtr_bench.models.base import concat_embeddings
+    from dvtr_bench.models.base import EmbeddingBuffer
 
-    idx = list(indices)
-    batches = [idx[s:s + batch_size] for s in range(0, len(idx), batch_size)]
-    parts = []
+    if not isinstance(indices, (range, list)):
+        indices = list(indices)
+    n = len(indices)
+    if n == 0:
+        raise ValueError("no clips to encode")
+    # Slices of ``indices``: of a range they are ranges, so no list of every clip index is built here.
+    batches = [indices[s:s + batch_size] for s in range(0, n, batch_size)]
+    out = EmbeddingBuffer(n, float_dtype=torch.float32)
     done = 0
     # A FrameFeatures source holds the backbone's frame features already: only the method's head runs.
     encode = method.encode_video_features if hasattr(source, "feats") else method.encode_video
@@ -97,13 +114,11 @@ def encode_clips(method: Any, source: Any, indices: range | list[int], device: t
     for _, frames, mask in source.batches(batches):
         with torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             emb = encode(frames.to(device, non_blocking=True), mask.to(device))
-        parts.append({k: v.float() if v.is_floating_point() else v for k, v in emb.items()})
+        out.write(emb)  # floating tensors stored as float32: Tensor.float()'s exact conversion
         done += frames.shape[0]
         if progress is not None:
-            progress(Progress(task=task, completed=done, total=len(idx)))
-    if not parts:
-        raise ValueError("no clips to encode")
-    return concat_embeddings(parts)
+            progress(Progress(task=task, completed=done, total=n))
+    return out.result()
 
 
 def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", split_name: str = "test",
@@ -175,8 +190,10 @@ def evaluate(method: Any, split: Any, *, device: torch.device | str = "cpu", spl
         if progress is not None:
             progress(Progress(task=f"{split_name} score", completed=0, total=1))
         scores = method.score_all(text, video, block=score_block)
+        del text, video  # scored: the metrics need only the matrix
         scores_np = scores.float().cpu().numpy()
-        if not np.all(np.isfinite(scores_np)):
+        del scores
+        if not _all_finite(scores_np):
             raise FloatingPointError(f"{type(method).__name__} produced non-finite scores on {split_name}")
         metrics = compute_metrics(scores_np, captions.caption_to_clip)
         if scores_path is not None:

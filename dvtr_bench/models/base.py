@@ -283,13 +283,20 @@ class RetrievalMethod(nn.Module):
         n_t = _batch_len(text)
         n_v = _batch_len(video)
         t_block = self.eval_text_block if self.transductive and self.eval_text_block else block
-        rows = []
+        # One float32 CPU matrix, each block copied into place: the matrix is held once, beside one block
+        # (a list of blocks concatenated by columns, then by rows, held it three times at its peak).
+        out = torch.empty((n_t, n_v), dtype=torch.float32)
         for i in range(0, n_t, t_block):
             t = slice_embedding(text, i, i + t_block)
-            cols = [self.score_batch(t, slice_embedding(video, j, j + block)).float().cpu()
-                    for j in range(0, n_v, block)]
-            rows.append(torch.cat(cols, dim=1))
-        return torch.cat(rows, dim=0)
+            rows = min(n_t, i + t_block) - i
+            for j in range(0, n_v, block):
+                s = self.score_batch(t, slice_embedding(video, j, j + block)).float().cpu()
+                cols = min(n_v, j + block) - j
+                if tuple(s.shape) != (rows, cols):
+                    raise ValueError(f"{type(self).__name__}.score_batch returned shape {tuple(s.shape)} for "
+                                     f"{rows} captions x {cols} clips")
+                out[i:i + rows, j:j + cols] = s
+        return out
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, transductive={self.transductive}"
@@ -324,6 +331,58 @@ def concat_embeddings(parts: Sequence[Embedding]) -> Embedding:
     if not parts:
         raise ValueError("no embeddings to concatenate")
     return {k: torch.cat([p[k] for p in parts], dim=0) for k in parts[0]}
+
+
+class EmbeddingBuffer:
+    """Embedding blocks written in place, in order, into one preallocated tensor per key of ``n`` rows.
+
+    The same tensors as :func:`concat_embeddings` of the blocks (the same bits: rows are copied, never
+    computed), without holding the list of blocks and then a concatenated copy beside it: evaluation keeps one
+    ``[n, ...]`` tensor per key and nothing else that grows with the split. The tensors are allocated from the
+    first block: its keys, trailing shapes, dtypes and device; with ``float_dtype`` floating tensors are stored
+    in that dtype (copying converts exactly as ``Tensor.to`` does). Later blocks must have the same keys and
+    trailing shapes; the last may be shorter (any block may).
+    """
+
+    def __init__(self, n: int, float_dtype: torch.dtype | None = None):
+        if n < 1:
+            raise ValueError(f"an embedding buffer needs at least one row, got {n}")
+        self.n = int(n)
+        self.filled = 0
+        self.float_dtype = float_dtype
+        self._data: Embedding | None = None
+
+    def write(self, block: Embedding) -> None:
+        """Copy ``block`` (every tensor batch-first, same batch size) into the next rows."""
+        if not block:
+            raise ValueError("an embedding block has no tensors")
+        b = _batch_len(block)
+        if self.filled + b > self.n:
+            raise ValueError(f"embedding blocks hold more than the {self.n} rows of the buffer")
+        if self._data is None:
+            self._data = {k: torch.empty((self.n, *v.shape[1:]), device=v.device,
+                                         dtype=self.float_dtype if self.float_dtype is not None
+                                         and v.is_floating_point() else v.dtype)
+                          for k, v in block.items()}
+        if block.keys() != self._data.keys():
+            raise ValueError(f"embedding block has keys {sorted(block)}, the first block {sorted(self._data)}")
+        for k, v in block.items():  # checked whole before a row is written
+            out = self._data[k]
+            if v.shape[0] != b or v.shape[1:] != out.shape[1:]:
+                raise ValueError(f"embedding block {k!r} has shape {tuple(v.shape)}, expected "
+                                 f"({b}, {', '.join(map(str, out.shape[1:]))})")
+            if v.dtype != out.dtype and not (self.float_dtype is not None and v.is_floating_point()):
+                # torch.cat would promote the dtypes; a copy into the first block's dtype could round
+                raise ValueError(f"embedding block {k!r} is {v.dtype}, the first block {out.dtype}")
+        for k, v in block.items():
+            self._data[k][self.filled:self.filled + b].copy_(v)
+        self.filled += b
+
+    def result(self) -> Embedding:
+        """The ``n``-row embedding; every row must have been written."""
+        if self._data is None or self.filled != self.n:
+            raise ValueError(f"embedding buffer has {self.filled} of its {self.n} rows written")
+        return self._data
 
 
 def _batch_len(emb: Embedding) -> int:

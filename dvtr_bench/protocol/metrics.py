@@ -183,7 +183,9 @@ def evaluate(scores: np.ndarray, caption_to_clip: np.ndarray, chunk_size: Option
             perm = np.argsort(owners, kind="stable")
             block, owners = block[perm], owners[perm]
         group_rows = np.flatnonzero(np.concatenate(([True], owners[1:] != owners[:-1])))
-        best = np.maximum.reduceat(block, group_rows, axis=0)
+        # A chunk of one caption per clip (a split of single captions, or uncaptioned distractors around them)
+        # is its own reduction: no copy of the chunk.
+        best = block if group_rows.size == block.shape[0] else np.maximum.reduceat(block, group_rows, axis=0)
         groups_ge += np.count_nonzero(best >= best_own[None, :], axis=0)
         done += rows.size
         if progress is not None:

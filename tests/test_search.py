@@ -314,3 +314,21 @@ def test_other_bad_sources_and_indexes(tmp_path, tiny_runs):
         assert res.exit_code == 2, (args, res.output)
         assert text in res.text, (args, res.output)
         assert "Traceback" not in res.text
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_corrupt_clip_is_one_error_line_naming_it(tmp_path, workers):
+    from dvtr_bench.dataset.hub import card_yaml, write_atomic, write_shards
+    from dvtr_bench.testing.learnable import learnable_rows
+
+    rows = learnable_rows(6, "test")
+    rows[4]["frames"][3] = {"bytes": b"\xff\xd8 not a jpeg", "path": None}
+    ds = tmp_path / "bad"
+    write_shards({"test": rows}, ds, max_shard_bytes=1 << 26)
+    write_atomic(ds / "README.md", card_yaml(["test"], 6, "cc-by-4.0", "corrupt fixture"))
+    res = invoke("index", ds, "--backbone", "dvtr-tiny", "--pretrained", "none", "--out", tmp_path / "idx",
+                 "--loader-workers", workers,
+                 "--batch-size", "2")
+    assert res.exit_code == 2, res.output
+    assert "record 4" in res.text and "cannot decode" in res.text
+    assert "Traceback" not in res.output and "worker process" not in res.output

@@ -358,23 +358,31 @@ class _Batches(TorchDataset):
             collate = _collate_list if self.frames.output == "raw" else _collate_uint8
             return collate([self.frames[i] for i in indices])
         except InputError as exc:
-            return _Failure(exc.reason, exc.file, exc.record)
+            return LoaderFailure.of(exc)
 
 
 @dataclass(frozen=True)
-class _Failure:
+class LoaderFailure:
+    """An InputError raised in a DataLoader worker, carried back as a value (see :func:`raise_failures`)."""
+
     reason: str
     file: str | None
     record: Any
+
+    @classmethod
+    def of(cls, exc: InputError) -> "LoaderFailure":
+        return cls(exc.reason, exc.file, exc.record)
 
 
 def _assembled(batch: Any) -> Any:
     return batch
 
 
-def _raising(items: Iterator[Any]) -> Iterator[Any]:
+def raise_failures(items: Iterator[Any]) -> Iterator[Any]:
+    """The items of a DataLoader, raising a :class:`LoaderFailure` among them as the InputError it was: the
+    DataLoader itself would re-raise it with the worker's traceback in its message."""
     for item in items:
-        if isinstance(item, _Failure):
+        if isinstance(item, LoaderFailure):
             raise InputError(item.reason, file=item.file, record=item.record)
         yield item
 
@@ -383,7 +391,7 @@ def make_loader(frames: ClipFrames, batches: Sequence[Sequence[int]], num_worker
                 pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, Any, torch.Tensor]]:
     """(indices, frames, masks) for the given batches of clip indices, in that order, from a DataLoader with
     ``num_workers`` worker processes."""
-    return _raising(iter(DataLoader(_Batches(frames), batch_sampler=[list(b) for b in batches],
+    return raise_failures(iter(DataLoader(_Batches(frames), batch_sampler=[list(b) for b in batches],
                                     num_workers=num_workers, collate_fn=_assembled, pin_memory=pin_memory,
                                     worker_init_fn=_worker_init if num_workers > 0 else None,
                                     prefetch_factor=4 if num_workers > 0 else None)))

@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         t, c = time.perf_counter(), _cpu_s()
         got = 0
         for _ in range(passes):
-            for idx, _, _ in src._stream(view, order):
+            for idx, _, _ in src.stream(view, order):
                 got += len(idx)
         return got / (time.perf_counter() - t), got / max(_cpu_s() - c, 1e-9)
 

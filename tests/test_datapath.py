@@ -164,7 +164,7 @@ def test_every_loader_gives_each_clip_its_own_frame_spec(request, split_name, lo
     # uint8 batches: the stored frames, centre-cropped while uint8 where the short side is already S
     u8 = FrameSource(split, SPEC, num_workers=workers, cache="stream", name="t", loader=loader)
     cf = ClipFrames(split, SPEC, name="t")
-    for (i0, f0, m0), (idx, clips, mask) in zip(ref, u8._stream(u8.frames.view("uint8"), order)):
+    for (i0, f0, m0), (idx, clips, mask) in zip(ref, u8.stream(u8.frames.view("uint8"), order)):
         assert torch.equal(i0, idx) and torch.equal(m0, mask)
         for k, i in enumerate(idx.tolist()):
             clip = clips[k]

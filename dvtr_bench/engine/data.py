@@ -630,7 +630,7 @@ class FrameSource:
             S = self.spec.image_size
             data = torch.empty((n, self.num_frames, 3, S, S), dtype=torch.float32)
             mask = torch.zeros((n, self.num_frames), dtype=torch.bool)
-            for idx, f, m in self._stream(self.frames, batches):
+            for idx, f, m in self.stream(self.frames, batches):
                 data[idx], mask[idx] = f, m
                 done += len(idx)
                 if progress is not None:
@@ -638,7 +638,7 @@ class FrameSource:
             self._prepared = (data, mask)
             return
         out: list[torch.Tensor | None] = [None] * n
-        for idx, clips, _ in self._stream(self.frames.view("raw"), batches):
+        for idx, clips, _ in self.stream(self.frames.view("raw"), batches):
             for i, c in zip(idx.tolist(), clips):
                 out[i] = c.clone()
             done += len(idx)
@@ -675,11 +675,13 @@ class FrameSource:
                 yield (torch.as_tensor(list(b), dtype=torch.long), torch.stack([p[0] for p in prepared]),
                        torch.stack([p[1] for p in prepared]))
         else:
-            yield from self._stream(self.frames, batches)
+            yield from self.stream(self.frames, batches)
 
-    def _stream(self, frames: ClipFrames, batches: Sequence[Sequence[int]], pin: bool = False
-                ) -> Iterator[tuple[torch.Tensor, Any, torch.Tensor]]:
-        """Batches decoded by this source's loader: ``num_workers`` threads, or DataLoader worker processes."""
+    def stream(self, frames: ClipFrames, batches: Sequence[Sequence[int]], pin: bool = False
+               ) -> Iterator[tuple[torch.Tensor, Any, torch.Tensor]]:
+        """(indices, frames, mask) of ``frames`` (this source's ClipFrames, or a view of it: ``frames.view("uint8")``
+        is what a GPU run's loader hands over) for each batch, decoded by this source's loader: ``num_workers``
+        threads, or DataLoader worker processes. ``pin``: batches in pinned memory (for CUDA copies)."""
         if self.loader == "threads":
             return threaded_batches(frames, batches, self.num_workers, pool=self._pool)
         return make_loader(frames, batches, self.num_workers, pin_memory=pin)
@@ -704,9 +706,9 @@ class FrameSource:
         elif self.decode_device is not None:
             # The workers only read bytes; every frame of the batch is decoded on the device.
             items = (self._decode_batch(idx, blobs, mask) for idx, blobs, mask in
-                     self._stream(self.frames.view("bytes"), batches))
+                     self.stream(self.frames.view("bytes"), batches))
         else:
-            items = _one_ahead(self._stream(self.frames.view("uint8"), batches, pin=pin), move)
+            items = _one_ahead(self.stream(self.frames.view("uint8"), batches, pin=pin), move)
         for idx, clips, mask in items:
             if isinstance(clips, torch.Tensor):
                 frames = prepare_on(clips, mask, self.spec)
@@ -736,7 +738,7 @@ class FrameSource:
                 (list(b), [self._raw[i] for i in b]) for b in batches)
         else:
             clips = ((idx.tolist(), raws) for idx, raws, _ in
-                     self._stream(self.frames.view("raw"), batches))
+                     self.stream(self.frames.view("raw"), batches))
         for b, (idx, raws) in enumerate(clips):
             gens = ([torch.Generator().manual_seed(int(s)) for s in clip_seeds[b]] if clip_seeds is not None
                     else [generator] * len(raws))

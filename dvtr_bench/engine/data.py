@@ -640,7 +640,9 @@ class FrameSource:
         out: list[torch.Tensor | None] = [None] * n
         for idx, clips, _ in self.stream(self.frames.view("raw"), batches):
             for i, c in zip(idx.tolist(), clips):
-                out[i] = c.clone()
+                # A worker process's clip lives in shared memory (a file descriptor each): keep a private copy. A
+                # decoding thread's clip is already its own tensor, so a copy would only double the work.
+                out[i] = c.clone() if self.loader == "processes" else c
             done += len(idx)
             if progress is not None:
                 progress(Progress(task=f"decode {self.name}", completed=done, total=n))

@@ -332,6 +332,11 @@ def _collate_uint8(batch: list[tuple[int, Any, torch.Tensor]]) -> tuple[torch.Te
     return idx, clips, masks
 
 
+def _item_collate(output: str) -> Any:
+    """How per-clip items of a "raw" or "bytes" view become a batch (float and uint8 batches are assembled)."""
+    return _collate_list if output == "raw" else _collate_uint8
+
+
 def _worker_init(_: int) -> None:
     # Each worker decodes on one core; letting torch spawn a thread pool per worker oversubscribes.
     torch.set_num_threads(1)
@@ -355,8 +360,7 @@ class _Batches(TorchDataset):
         try:
             if self.frames.output in ("float", "uint8"):
                 return self.frames.batch(indices)
-            collate = _collate_list if self.frames.output == "raw" else _collate_uint8
-            return collate([self.frames[i] for i in indices])
+            return _item_collate(self.frames.output)([self.frames[i] for i in indices])
         except InputError as exc:
             return LoaderFailure.of(exc)
 
@@ -454,9 +458,8 @@ def threaded_batches(frames: ClipFrames, batches: Sequence[Sequence[int]], threa
     def job(b: list[int]) -> tuple[list[Any], Any]:
         if frames.output in ("raw", "bytes"):
             items: list[Any] = [None] * len(b)
-            collate = _collate_list if frames.output == "raw" else _collate_uint8
             return ([functools.partial(_put, items, k, frames.__getitem__, i) for k, i in enumerate(b)],
-                     functools.partial(collate, items))
+                     functools.partial(_item_collate(frames.output), items))
         batch = _BatchJob(frames, b, pool)
         return [functools.partial(batch.fill, k) for k in range(len(b))], batch.result
 

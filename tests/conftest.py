@@ -50,3 +50,22 @@ def tiny_runs():
     from dvtr_bench.testing.runs import tiny_runs
 
     return tiny_runs()
+
+
+@pytest.fixture
+def hide_import(monkeypatch):
+    """``hide_import("spacy")``: importing that package (or a submodule) raises ImportError, as when it is not
+    installed; undone at the end of the test."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def hide(package: str) -> None:
+        def fake(name, *args, **kwargs):
+            if name == package or name.startswith(package + "."):
+                raise ImportError(f"No module named '{package}'")
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", fake)
+
+    return hide

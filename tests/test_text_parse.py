@@ -185,17 +185,8 @@ def test_unloadable_pipeline_says_how_to_install(monkeypatch):
         parse._load_pipeline.cache_clear()
 
 
-def test_missing_spacy_says_how_to_install(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_spacy(name, *args, **kwargs):
-        if name == "spacy" or name.startswith("spacy."):
-            raise ImportError("No module named 'spacy'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_spacy)
+def test_missing_spacy_says_how_to_install(monkeypatch, hide_import):
+    hide_import("spacy")
     parse._load_pipeline.cache_clear()
     try:
         with pytest.raises(ConfigError, match="needs spaCy, which is not installed: pip install 'spacy==3.8.18'"):

@@ -194,18 +194,9 @@ def test_cache_under_the_fingerprint(monkeypatch, _cache_dir):
     assert len(list(_cache_dir.glob("prior-*.npy"))) == 3
 
 
-def test_missing_nltk_says_how_to_install(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_nltk(name, *args, **kwargs):
-        if name == "nltk" or name.startswith("nltk."):
-            raise ImportError("No module named 'nltk'")
-        return real_import(name, *args, **kwargs)
-
+def test_missing_nltk_says_how_to_install(monkeypatch, hide_import):
     similarity._tools.cache_clear()
-    monkeypatch.setattr(builtins, "__import__", no_nltk)
+    hide_import("nltk")
     try:
         with pytest.raises(ConfigError, match=r"needs NLTK, which is not installed: pip install 'nltk==3\.10\.4'"):
             prior_similarity(_corpus([CLIP_A]))

@@ -378,7 +378,8 @@ class LoaderFailure:
         return cls(exc.reason, exc.file, exc.record)
 
 
-def _assembled(batch: Any) -> Any:
+def assembled(batch: Any) -> Any:
+    """A DataLoader collate_fn for a dataset whose ``__getitems__`` returns the whole batch already."""
     return batch
 
 
@@ -396,7 +397,7 @@ def make_loader(frames: ClipFrames, batches: Sequence[Sequence[int]], num_worker
     """(indices, frames, masks) for the given batches of clip indices, in that order, from a DataLoader with
     ``num_workers`` worker processes."""
     return raise_failures(iter(DataLoader(_Batches(frames), batch_sampler=[list(b) for b in batches],
-                                    num_workers=num_workers, collate_fn=_assembled, pin_memory=pin_memory,
+                                    num_workers=num_workers, collate_fn=assembled, pin_memory=pin_memory,
                                     worker_init_fn=_worker_init if num_workers > 0 else None,
                                     prefetch_factor=4 if num_workers > 0 else None)))
 

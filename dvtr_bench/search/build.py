@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dvtr_bench._version import __version__
-from dvtr_bench.engine.data import ClipFrames, LoaderFailure, prepare, raise_failures
+from dvtr_bench.engine.data import ClipFrames, LoaderFailure, assembled, prepare, raise_failures
 from dvtr_bench.errors import ConfigError, InputError
 from dvtr_bench.progress import Progress, ProgressFn
 from dvtr_bench.provenance import git_commit, hardware
@@ -99,10 +99,6 @@ def _collate(batch: list[tuple[int, torch.Tensor, torch.Tensor, bytes]]) -> tupl
                                                                                  torch.Tensor, list[bytes]]:
     return [b[0] for b in batch], torch.stack([b[1] for b in batch]), torch.stack([b[2] for b in batch]), \
         [b[3] for b in batch]
-
-
-def _assembled(batch: Any) -> Any:
-    return batch
 
 
 def _worker_init(_: int) -> None:
@@ -217,7 +213,7 @@ def build_index(source: str | Path, out: str | Path, model: LoadedModel, *, spli
             frames = _StripFrames(split, method.frame_spec, name=f"{source} ({name})", thumb_frames=thumb_frames)
             order = list(range(len(split)))
             loader = DataLoader(frames, batch_sampler=[order[s:s + batch_size] for s in range(0, len(order), batch_size)],
-                                num_workers=num_workers, collate_fn=_assembled,
+                                num_workers=num_workers, collate_fn=assembled,
                                 worker_init_fn=_worker_init if num_workers > 0 else None,
                                 prefetch_factor=4 if num_workers > 0 else None)
             pending: list[tuple[list[int], dict[str, torch.Tensor], list[bytes]]] = []
